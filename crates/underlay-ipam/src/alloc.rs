@@ -25,18 +25,30 @@ pub fn allocate(store: &mut impl Store, pool: &Pool, owner: &str) -> Result<IpAd
 }
 
 /// Reserves a specific address for `owner`, after checking it belongs to the pool.
-pub fn reserve_static(store: &mut impl Store, pool: &Pool, ip: IpAddr, owner: &str) -> Result<(), IpamError> {
+pub fn reserve_static(
+    store: &mut impl Store,
+    pool: &Pool,
+    ip: IpAddr,
+    owner: &str,
+) -> Result<(), IpamError> {
     let offset = pool.check_static(ip)?;
     if store.reserve(&pool.id, ip, offset, owner)? {
         return Ok(());
     }
-    let owner = store.owner_of(&pool.id, ip)?.unwrap_or_else(|| "another endpoint".into());
+    let owner = store
+        .owner_of(&pool.id, ip)?
+        .unwrap_or_else(|| "another endpoint".into());
     Err(IpamError::InUse { ip, owner })
 }
 
 /// Reserves an address the network itself uses (gateway, auxiliary address): it must lie in the
 /// subnet but may be outside the ip range.
-pub fn reserve_in_subnet(store: &mut impl Store, pool: &Pool, ip: IpAddr, owner: &str) -> Result<(), IpamError> {
+pub fn reserve_in_subnet(
+    store: &mut impl Store,
+    pool: &Pool,
+    ip: IpAddr,
+    owner: &str,
+) -> Result<(), IpamError> {
     let whole = Pool::new(pool.id.clone(), pool.subnet, None)?;
     reserve_static(store, &whole, ip, owner)
 }

@@ -19,7 +19,11 @@ pub struct Pool {
 
 impl Pool {
     /// A pool; `range` must lie inside `subnet`.
-    pub fn new(id: impl Into<String>, subnet: Subnet, range: Option<Subnet>) -> Result<Self, IpamError> {
+    pub fn new(
+        id: impl Into<String>,
+        subnet: Subnet,
+        range: Option<Subnet>,
+    ) -> Result<Self, IpamError> {
         if let Some(range) = range {
             if !(subnet.contains(range.addr()) && range.prefix() >= subnet.prefix()) {
                 return Err(IpamError::RangeOutsideSubnet {
@@ -53,10 +57,10 @@ impl Pool {
     /// Checks that `ip` may be requested statically and returns its offset.
     pub fn check_static(&self, ip: IpAddr) -> Result<u128, IpamError> {
         let subnet = self.subnet.to_string();
-        let offset = self
-            .subnet
-            .offset_of(ip)
-            .ok_or(IpamError::OutsideSubnet { ip, subnet: subnet.clone() })?;
+        let offset = self.subnet.offset_of(ip).ok_or(IpamError::OutsideSubnet {
+            ip,
+            subnet: subnet.clone(),
+        })?;
         if let Some(range) = self.range.filter(|r| !r.contains(ip)) {
             return Err(IpamError::OutsideRange {
                 ip,
@@ -96,30 +100,56 @@ mod tests {
     use super::*;
 
     fn pool(subnet: &str, range: Option<&str>) -> Pool {
-        Pool::new("p", subnet.parse().unwrap(), range.map(|r| r.parse().unwrap())).unwrap()
+        Pool::new(
+            "p",
+            subnet.parse().unwrap(),
+            range.map(|r| r.parse().unwrap()),
+        )
+        .unwrap()
     }
 
     #[test]
     fn v4_window_skips_network_and_broadcast() {
         assert_eq!(pool("10.0.0.0/24", None).window(), Some((1, 254)));
-        assert_eq!(pool("10.0.0.0/24", Some("10.0.0.128/25")).window(), Some((128, 254)));
-        assert_eq!(pool("10.0.0.0/24", Some("10.0.0.0/30")).window(), Some((1, 3)));
+        assert_eq!(
+            pool("10.0.0.0/24", Some("10.0.0.128/25")).window(),
+            Some((128, 254))
+        );
+        assert_eq!(
+            pool("10.0.0.0/24", Some("10.0.0.0/30")).window(),
+            Some((1, 3))
+        );
         assert_eq!(pool("10.0.0.0/31", None).window(), Some((0, 1)));
         assert_eq!(pool("10.0.0.0/32", None).window(), Some((0, 0)));
     }
 
     #[test]
     fn v6_window_is_capped() {
-        assert_eq!(pool("2001:db8::/64", None).window(), Some((1, MAX_DYNAMIC_OFFSET - 1)));
+        assert_eq!(
+            pool("2001:db8::/64", None).window(),
+            Some((1, MAX_DYNAMIC_OFFSET - 1))
+        );
         assert_eq!(pool("2001:db8::/120", None).window(), Some((1, 255)));
     }
 
     #[test]
     fn range_must_be_inside_subnet() {
-        let err = Pool::new("p", "10.0.0.0/24".parse().unwrap(), Some("10.0.1.0/25".parse().unwrap()))
-            .unwrap_err();
-        assert_eq!(err.to_string(), "ip range 10.0.1.0/25 is not inside subnet 10.0.0.0/24");
-        assert!(Pool::new("p", "10.0.0.0/24".parse().unwrap(), Some("10.0.0.0/23".parse().unwrap())).is_err());
+        let err = Pool::new(
+            "p",
+            "10.0.0.0/24".parse().unwrap(),
+            Some("10.0.1.0/25".parse().unwrap()),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ip range 10.0.1.0/25 is not inside subnet 10.0.0.0/24"
+        );
+        assert!(Pool::new(
+            "p",
+            "10.0.0.0/24".parse().unwrap(),
+            Some("10.0.0.0/23".parse().unwrap())
+        )
+        .is_err());
     }
 
     #[test]
@@ -127,9 +157,18 @@ mod tests {
         let p = pool("10.0.0.0/24", Some("10.0.0.128/25"));
         assert_eq!(p.check_static("10.0.0.130".parse().unwrap()).unwrap(), 130);
         let msg = |ip: &str| p.check_static(ip.parse().unwrap()).unwrap_err().to_string();
-        assert_eq!(msg("10.0.1.1"), "address 10.0.1.1 is not in subnet 10.0.0.0/24");
-        assert_eq!(msg("10.0.0.5"), "address 10.0.0.5 is not in ip range 10.0.0.128/25");
-        assert_eq!(msg("10.0.0.255"), "address 10.0.0.255 is the broadcast address of 10.0.0.0/24");
+        assert_eq!(
+            msg("10.0.1.1"),
+            "address 10.0.1.1 is not in subnet 10.0.0.0/24"
+        );
+        assert_eq!(
+            msg("10.0.0.5"),
+            "address 10.0.0.5 is not in ip range 10.0.0.128/25"
+        );
+        assert_eq!(
+            msg("10.0.0.255"),
+            "address 10.0.0.255 is the broadcast address of 10.0.0.0/24"
+        );
         let whole = pool("10.0.0.0/24", None);
         assert!(whole.check_static("10.0.0.0".parse().unwrap()).is_err());
     }

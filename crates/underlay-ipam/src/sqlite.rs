@@ -70,7 +70,12 @@ impl<'c> SqliteStore<'c> {
 
     /// The first offset at or after `from` (and up to `hi + 1`) whose address is free, given
     /// that `from` itself is taken.
-    fn first_gap_after(&self, pool: &str, from: u128, hi: u128) -> Result<Option<u128>, StoreError> {
+    fn first_gap_after(
+        &self,
+        pool: &str,
+        from: u128,
+        hi: u128,
+    ) -> Result<Option<u128>, StoreError> {
         let gap: Option<i64> = self
             .conn
             .prepare_cached(
@@ -87,7 +92,13 @@ impl<'c> SqliteStore<'c> {
 }
 
 impl Store for SqliteStore<'_> {
-    fn reserve(&mut self, pool: &str, ip: IpAddr, offset: u128, owner: &str) -> Result<bool, StoreError> {
+    fn reserve(
+        &mut self,
+        pool: &str,
+        ip: IpAddr,
+        offset: u128,
+        owner: &str,
+    ) -> Result<bool, StoreError> {
         let off = (offset < MAX_DYNAMIC_OFFSET).then_some(offset as i64);
         let inserted = self
             .conn
@@ -127,17 +138,25 @@ impl Store for SqliteStore<'_> {
     fn release_owner(&mut self, pool: &str, owner: &str) -> Result<Vec<IpAddr>, StoreError> {
         let released: Vec<(String, Option<i64>)> = self
             .conn
-            .prepare_cached("DELETE FROM ipam_reservations WHERE pool = ?1 AND owner = ?2 RETURNING ip, off")?
+            .prepare_cached(
+                "DELETE FROM ipam_reservations WHERE pool = ?1 AND owner = ?2 RETURNING ip, off",
+            )?
             .query_map(params![pool, owner], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<Result<_, _>>()?;
         if let Some(lowest) = released.iter().filter_map(|(_, off)| *off).min() {
-            if self.next_free_hint(pool)?.is_some_and(|hint| (lowest as u128) < hint) {
+            if self
+                .next_free_hint(pool)?
+                .is_some_and(|hint| (lowest as u128) < hint)
+            {
                 self.set_next_free_hint(pool, lowest as u128)?;
             }
         }
         released
             .into_iter()
-            .map(|(ip, _)| ip.parse().map_err(|_| StoreError(format!("corrupt address {ip:?} in pool {pool}"))))
+            .map(|(ip, _)| {
+                ip.parse()
+                    .map_err(|_| StoreError(format!("corrupt address {ip:?} in pool {pool}")))
+            })
             .collect()
     }
 
@@ -160,7 +179,9 @@ impl Store for SqliteStore<'_> {
         let mut out = rows
             .into_iter()
             .map(|(ip, owner)| {
-                let ip = ip.parse().map_err(|_| StoreError(format!("corrupt address {ip:?} in pool {pool}")))?;
+                let ip = ip
+                    .parse()
+                    .map_err(|_| StoreError(format!("corrupt address {ip:?} in pool {pool}")))?;
                 Ok(Reservation { ip, owner })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;

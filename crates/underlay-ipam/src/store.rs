@@ -26,7 +26,13 @@ impl From<rusqlite::Error> for StoreError {
 pub trait Store {
     /// Reserves `ip` (at `offset` in its pool's subnet) for `owner`; `Ok(false)` when somebody
     /// already holds it.
-    fn reserve(&mut self, pool: &str, ip: IpAddr, offset: u128, owner: &str) -> Result<bool, StoreError>;
+    fn reserve(
+        &mut self,
+        pool: &str,
+        ip: IpAddr,
+        offset: u128,
+        owner: &str,
+    ) -> Result<bool, StoreError>;
     /// Who holds `ip`, if anybody.
     fn owner_of(&mut self, pool: &str, ip: IpAddr) -> Result<Option<String>, StoreError>;
     /// The lowest offset in `lo..=hi` that looks free (a hint: `reserve` decides).

@@ -64,8 +64,7 @@ impl Subnet {
 
     /// Offset of `ip` from the network address; `None` outside the subnet.
     pub fn offset_of(&self, ip: IpAddr) -> Option<u128> {
-        self.contains(ip)
-            .then(|| to_u128(ip) - to_u128(self.addr))
+        self.contains(ip).then(|| to_u128(ip) - to_u128(self.addr))
     }
 
     /// The address at `offset` from the network address.
@@ -84,7 +83,11 @@ impl Subnet {
     fn mask(&self) -> u128 {
         let bits = self.host_bits();
         let width = u32::from(max_prefix(self.addr));
-        let full = if width == 128 { u128::MAX } else { (1u128 << width) - 1 };
+        let full = if width == 128 {
+            u128::MAX
+        } else {
+            (1u128 << width) - 1
+        };
         if bits == 128 {
             0
         } else {
@@ -172,7 +175,10 @@ mod tests {
     #[test]
     fn refuses_bad_cidrs_naming_them() {
         for (text, needle) in [
-            ("10.0.0.5/24", "host bits are set (the network is 10.0.0.0/24)"),
+            (
+                "10.0.0.5/24",
+                "host bits are set (the network is 10.0.0.0/24)",
+            ),
             ("10.0.0.0/33", "at most 32"),
             ("10.0.0.0", "ADDRESS/PREFIX"),
             ("10.0.0.x/24", "not an IP"),

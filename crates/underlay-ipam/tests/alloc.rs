@@ -5,7 +5,8 @@ use std::net::IpAddr;
 
 use rusqlite::Connection;
 use underlay_ipam::{
-    allocate, reserve_in_subnet, reserve_static, IpamError, Pool, Reservation, SqliteStore, Store, StoreError,
+    allocate, reserve_in_subnet, reserve_static, IpamError, Pool, Reservation, SqliteStore, Store,
+    StoreError,
 };
 
 fn db() -> Connection {
@@ -15,7 +16,12 @@ fn db() -> Connection {
 }
 
 fn pool(subnet: &str, range: Option<&str>) -> Pool {
-    Pool::new("net1/v4", subnet.parse().unwrap(), range.map(|r| r.parse().unwrap())).unwrap()
+    Pool::new(
+        "net1/v4",
+        subnet.parse().unwrap(),
+        range.map(|r| r.parse().unwrap()),
+    )
+    .unwrap()
 }
 
 fn ip(text: &str) -> IpAddr {
@@ -40,7 +46,10 @@ fn reuses_the_lowest_released_address() {
     for owner in ["a", "b", "c", "d"] {
         allocate(&mut store, &p, owner).unwrap();
     }
-    assert_eq!(store.release_owner(&p.id, "b").unwrap(), vec![ip("10.0.0.2")]);
+    assert_eq!(
+        store.release_owner(&p.id, "b").unwrap(),
+        vec![ip("10.0.0.2")]
+    );
     assert_eq!(allocate(&mut store, &p, "e").unwrap(), ip("10.0.0.2"));
     assert_eq!(allocate(&mut store, &p, "f").unwrap(), ip("10.0.0.5"));
 }
@@ -53,8 +62,13 @@ fn skips_static_and_aux_addresses_in_the_middle() {
     reserve_in_subnet(&mut store, &p, ip("10.0.0.1"), "gateway").unwrap();
     reserve_static(&mut store, &p, ip("10.0.0.129"), "static").unwrap();
     reserve_in_subnet(&mut store, &p, ip("10.0.0.130"), "aux router2").unwrap();
-    let got: Vec<IpAddr> = (0..3).map(|i| allocate(&mut store, &p, &format!("e{i}")).unwrap()).collect();
-    assert_eq!(got, vec![ip("10.0.0.128"), ip("10.0.0.131"), ip("10.0.0.132")]);
+    let got: Vec<IpAddr> = (0..3)
+        .map(|i| allocate(&mut store, &p, &format!("e{i}")).unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        vec![ip("10.0.0.128"), ip("10.0.0.131"), ip("10.0.0.132")]
+    );
 }
 
 #[test]
@@ -64,10 +78,16 @@ fn static_conflicts_name_the_owner() {
     let p = pool("10.0.0.0/24", None);
     reserve_in_subnet(&mut store, &p, ip("10.0.0.1"), "the gateway").unwrap();
     let err = reserve_static(&mut store, &p, ip("10.0.0.1"), "x").unwrap_err();
-    assert_eq!(err.to_string(), "address 10.0.0.1 is already in use by the gateway");
+    assert_eq!(
+        err.to_string(),
+        "address 10.0.0.1 is already in use by the gateway"
+    );
     reserve_static(&mut store, &p, ip("10.0.0.9"), "endpoint web").unwrap();
     let err = reserve_static(&mut store, &p, ip("10.0.0.9"), "x").unwrap_err();
-    assert_eq!(err.to_string(), "address 10.0.0.9 is already in use by endpoint web");
+    assert_eq!(
+        err.to_string(),
+        "address 10.0.0.9 is already in use by endpoint web"
+    );
 }
 
 #[test]
@@ -104,9 +124,24 @@ fn v6_allocation_and_far_statics() {
     let p = Pool::new("n/v6", "2001:db8:babe:cafe::/64".parse().unwrap(), None).unwrap();
     reserve_in_subnet(&mut store, &p, ip("2001:db8:babe:cafe::1"), "gateway").unwrap();
     // Far beyond the dynamic window: stored without an offset, still unique.
-    reserve_static(&mut store, &p, ip("2001:db8:babe:cafe:ffff:ffff:ffff:fffe"), "a").unwrap();
-    assert!(reserve_static(&mut store, &p, ip("2001:db8:babe:cafe:ffff:ffff:ffff:fffe"), "b").is_err());
-    assert_eq!(allocate(&mut store, &p, "c").unwrap(), ip("2001:db8:babe:cafe::2"));
+    reserve_static(
+        &mut store,
+        &p,
+        ip("2001:db8:babe:cafe:ffff:ffff:ffff:fffe"),
+        "a",
+    )
+    .unwrap();
+    assert!(reserve_static(
+        &mut store,
+        &p,
+        ip("2001:db8:babe:cafe:ffff:ffff:ffff:fffe"),
+        "b"
+    )
+    .is_err());
+    assert_eq!(
+        allocate(&mut store, &p, "c").unwrap(),
+        ip("2001:db8:babe:cafe::2")
+    );
 }
 
 #[test]
@@ -134,7 +169,13 @@ struct RacyStore {
 }
 
 impl Store for RacyStore {
-    fn reserve(&mut self, pool: &str, ip: IpAddr, _off: u128, owner: &str) -> Result<bool, StoreError> {
+    fn reserve(
+        &mut self,
+        pool: &str,
+        ip: IpAddr,
+        _off: u128,
+        owner: &str,
+    ) -> Result<bool, StoreError> {
         let key = (pool.to_string(), ip);
         if self.held.contains_key(&key) {
             return Ok(false);
@@ -147,10 +188,12 @@ impl Store for RacyStore {
     }
     fn first_free(&mut self, pool: &str, lo: u128, hi: u128) -> Result<Option<u128>, StoreError> {
         let subnet: underlay_ipam::Subnet = "10.0.0.0/24".parse().unwrap();
-        let candidate = (lo..=hi).find(|o| !self.held.contains_key(&(pool.to_string(), subnet.nth(*o))));
+        let candidate =
+            (lo..=hi).find(|o| !self.held.contains_key(&(pool.to_string(), subnet.nth(*o))));
         if let Some(c) = candidate {
             if self.steal_next.contains(&c) {
-                self.held.insert((pool.to_string(), subnet.nth(c)), "other host".into());
+                self.held
+                    .insert((pool.to_string(), subnet.nth(c)), "other host".into());
             }
         }
         Ok(candidate)
@@ -174,5 +217,8 @@ fn a_lost_race_moves_on_to_the_next_address() {
     };
     let p = pool("10.0.0.0/24", None);
     assert_eq!(allocate(&mut store, &p, "me").unwrap(), ip("10.0.0.3"));
-    assert_eq!(store.owner_of(&p.id, ip("10.0.0.1")).unwrap().as_deref(), Some("other host"));
+    assert_eq!(
+        store.owner_of(&p.id, ip("10.0.0.1")).unwrap().as_deref(),
+        Some("other host")
+    );
 }

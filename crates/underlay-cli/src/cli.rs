@@ -1,0 +1,197 @@
+//! The command-line definition (clap). Nothing but argument types lives here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Exit status: 0 success, 1 operational failure (the kernel or the state refused), 2 bad usage or
+invalid input (nothing was changed).
+
+Examples:
+  underlay network create -d macvlan --subnet 192.0.2.0/24 --gateway 192.0.2.1 -o parent=eth0 lan
+  underlay connect lan c1 --ip 192.0.2.50
+  underlay network inspect lan
+  underlay disconnect lan c1
+  underlay network rm lan";
+
+/// Put containers straight onto the physical network with macvlan, with addresses that never
+/// collide.
+#[derive(Debug, Parser)]
+#[command(name = "underlay", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Directory of the state database.
+    #[arg(long, global = true, env = "UNDERLAY_STATE_DIR", default_value = underlay_core::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+
+    /// Log level on stderr (error, warn, info, debug, trace); RUST_LOG overrides it.
+    #[arg(long, global = true, default_value = "warn")]
+    pub log_level: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, list, inspect and remove networks.
+    #[command(subcommand)]
+    Network(NetworkCommand),
+    /// Attach a network namespace to a network.
+    #[command(after_help = "\
+TARGET is a named netns (/run/netns/NAME), a path to a netns file, or a PID (/proc/PID/ns/net).
+
+Examples:
+  underlay connect lan c1
+  underlay connect lan 4242 --ip 192.0.2.50 --ifname eth1 --name web
+  underlay connect lan /var/run/netns/c2 --mac 02:42:c0:00:02:32")]
+    Connect(ConnectArgs),
+    /// Detach a network namespace (or a named endpoint) from a network.
+    #[command(
+        after_help = "Examples:\n  underlay disconnect lan c1\n  underlay disconnect lan web"
+    )]
+    Disconnect(DisconnectArgs),
+    /// Roll back interrupted operations and release endpoints whose namespace is gone.
+    #[command(after_help = "Examples:\n  underlay gc")]
+    Gc,
+    /// Build a self-contained lab from namespaces and run the demo scenario.
+    #[command(subcommand)]
+    Lab(LabCommand),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  underlay completions bash > /etc/bash_completion.d/underlay"
+    )]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages for every command into a directory.
+    #[command(after_help = "Examples:\n  underlay man --dir /usr/local/share/man/man1")]
+    Man {
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create a network.
+    #[command(after_help = "\
+Options (-o):
+  parent=IFNAME          the host interface the network is bridged onto (required)
+  macvlan_mode=MODE      bridge (default), private, vepa or passthru
+  mtu=N                  MTU of container links (68..65535, at most the parent's)
+  metric=N               metric of the containers' default routes (0..4294967295)
+
+Examples:
+  underlay network create -d macvlan --subnet 192.0.2.0/24 --gateway 192.0.2.1 -o parent=eth0 lan
+  underlay network create --subnet 192.0.2.0/24 --ip-range 192.0.2.128/25 \\
+      --aux-address router2=192.0.2.2 --ipv6 --subnet 2001:db8:babe:cafe::/64 \\
+      -o parent=eth0 -o metric=100 lan6")]
+    Create(CreateArgs),
+    /// List networks.
+    #[command(
+        alias = "list",
+        after_help = "Examples:\n  underlay network ls\n  underlay network ls --format json"
+    )]
+    Ls {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Show networks as JSON (like `docker network inspect`).
+    #[command(after_help = "Examples:\n  underlay network inspect lan")]
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove networks.
+    #[command(
+        alias = "remove",
+        after_help = "Examples:\n  underlay network rm lan\n  underlay network rm --force lan lan6"
+    )]
+    Rm {
+        /// Disconnect attached endpoints first.
+        #[arg(long, short)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Driver: macvlan.
+    #[arg(long, short = 'd', default_value = "macvlan")]
+    pub driver: String,
+    /// Subnet in CIDR form; one IPv4 and/or one IPv6.
+    #[arg(long)]
+    pub subnet: Vec<String>,
+    /// Gateway of a subnet (default: its first address).
+    #[arg(long)]
+    pub gateway: Vec<String>,
+    /// Allocate container addresses from this sub-range of a subnet.
+    #[arg(long)]
+    pub ip_range: Vec<String>,
+    /// NAME=IP addresses of the subnet never handed out.
+    #[arg(long)]
+    pub aux_address: Vec<String>,
+    /// Enable IPv6 (needs an IPv6 --subnet).
+    #[arg(long)]
+    pub ipv6: bool,
+    /// Driver option KEY=VALUE.
+    #[arg(long = "opt", short = 'o')]
+    pub opt: Vec<String>,
+    /// No default route in containers.
+    #[arg(long)]
+    pub internal: bool,
+    /// Label KEY=VALUE.
+    #[arg(long)]
+    pub label: Vec<String>,
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    pub network: String,
+    pub target: String,
+    /// Static IPv4 address.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Static IPv6 address.
+    #[arg(long)]
+    pub ip6: Option<String>,
+    /// MAC address (default: random, locally administered).
+    #[arg(long)]
+    pub mac: Option<String>,
+    /// Interface name inside the namespace.
+    #[arg(long, default_value = "eth0")]
+    pub ifname: String,
+    /// Endpoint name (default: the netns name, or pidPID).
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct DisconnectArgs {
+    pub network: String,
+    /// Netns name, path or PID, or the endpoint name.
+    pub target: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Build the lab, run every check, tear it down; non-zero exit on any failure.
+    Run,
+    /// Build the lab and leave it up for exploring.
+    Up,
+    /// Tear the lab down.
+    Down,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}

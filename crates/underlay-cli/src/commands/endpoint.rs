@@ -1,0 +1,62 @@
+use std::path::Path;
+use std::process::ExitCode;
+
+use serde_json::json;
+use underlay_core::{Connect, Disconnect};
+
+use super::open_engine;
+use crate::cli::{ConnectArgs, DisconnectArgs, Format};
+
+pub fn connect(state_dir: &Path, args: ConnectArgs) -> anyhow::Result<ExitCode> {
+    let req = Connect {
+        network: args.network,
+        target: args.target,
+        ip: args.ip,
+        ip6: args.ip6,
+        mac: args.mac,
+        ifname: Some(args.ifname),
+        name: args.name,
+    };
+    req.validate()?;
+    let ep = open_engine(state_dir)?.connect(&req)?;
+    let addresses: Vec<String> = [ep.ipv4, ep.ipv6]
+        .iter()
+        .flatten()
+        .map(ToString::to_string)
+        .collect();
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            json!({"Name": ep.name, "EndpointID": ep.id, "Interface": ep.ifname.as_str(), "MacAddress": ep.mac.to_string(),
+                   "IPv4Address": ep.ipv4, "IPv6Address": ep.ipv6, "Netns": ep.netns})
+        ),
+        Format::Table => println!(
+            "{} {} {} {}",
+            ep.name,
+            ep.ifname,
+            ep.mac,
+            addresses.join(" ")
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn disconnect(state_dir: &Path, args: DisconnectArgs) -> anyhow::Result<ExitCode> {
+    let req = Disconnect {
+        network: args.network,
+        target: args.target,
+    };
+    open_engine(state_dir)?.disconnect(&req)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn gc(state_dir: &Path) -> anyhow::Result<ExitCode> {
+    let report = open_engine(state_dir)?.gc()?;
+    for name in &report.rolled_back {
+        println!("rolled back interrupted operation of endpoint {name}");
+    }
+    for name in &report.released {
+        println!("released endpoint {name} (its namespace or link is gone)");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,208 @@
+//! The domain model: networks and their endpoints, as validated values.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use underlay_ipam::{Pool, Subnet};
+use underlay_linux::MacvlanMode;
+
+use crate::{IfName, MacAddr};
+
+/// An address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn of(ip: IpAddr) -> Family {
+        if ip.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+
+    fn pool_suffix(self) -> &'static str {
+        match self {
+            Family::V4 => "v4",
+            Family::V6 => "v6",
+        }
+    }
+}
+
+/// The link kind a network plumbs into containers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Driver {
+    Macvlan {
+        #[serde(with = "macvlan_mode_name")]
+        mode: MacvlanMode,
+    },
+}
+
+impl Driver {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Driver::Macvlan { .. } => "macvlan",
+        }
+    }
+}
+
+/// Addressing of one family of a network (Docker's `IPAM.Config[]` entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpConfig {
+    pub subnet: Subnet,
+    pub gateway: IpAddr,
+    pub ip_range: Option<Subnet>,
+    /// Named addresses that are reserved and never handed out (`--aux-address`).
+    pub aux_addresses: BTreeMap<String, IpAddr>,
+}
+
+/// A validated network definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkSpec {
+    pub name: String,
+    pub driver: Driver,
+    pub parent: IfName,
+    pub ipv4: Option<IpConfig>,
+    pub ipv6: Option<IpConfig>,
+    pub mtu: Option<u32>,
+    /// Metric of the default routes in containers (`RTA_PRIORITY`).
+    pub metric: u32,
+    /// No default route in containers.
+    pub internal: bool,
+    pub labels: BTreeMap<String, String>,
+    /// The `-o` options as given, for `inspect`.
+    pub options: BTreeMap<String, String>,
+}
+
+impl NetworkSpec {
+    pub fn ip_config(&self, family: Family) -> Option<&IpConfig> {
+        match family {
+            Family::V4 => self.ipv4.as_ref(),
+            Family::V6 => self.ipv6.as_ref(),
+        }
+    }
+
+    pub fn ip_configs(&self) -> impl Iterator<Item = (Family, &IpConfig)> {
+        [
+            (Family::V4, self.ipv4.as_ref()),
+            (Family::V6, self.ipv6.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(f, c)| c.map(|c| (f, c)))
+    }
+}
+
+/// A stored network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    pub id: String,
+    /// RFC 3339 creation time.
+    pub created: String,
+    pub spec: NetworkSpec,
+}
+
+impl Network {
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// The IPAM pool of one family (`<network id>/v4`).
+    pub fn pool(&self, family: Family) -> Option<Pool> {
+        let config = self.spec.ip_config(family)?;
+        let id = format!("{}/{}", self.id, family.pool_suffix());
+        Pool::new(id, config.subnet, config.ip_range).ok()
+    }
+}
+
+/// Where an endpoint is in its life; anything but `Attached` is an intent left by a process
+/// that may have died (see docs/state.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Attaching,
+    Attached,
+    Detaching,
+}
+
+impl Phase {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Phase::Attaching => "attaching",
+            Phase::Attached => "attached",
+            Phase::Detaching => "detaching",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Option<Phase> {
+        [Phase::Attaching, Phase::Attached, Phase::Detaching]
+            .into_iter()
+            .find(|p| p.as_str() == text)
+    }
+}
+
+/// A container's attachment to a network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub id: String,
+    pub network_id: String,
+    pub name: String,
+    pub phase: Phase,
+    /// The netns path as given (resolved), e.g. `/run/netns/c1` or `/proc/42/ns/net`.
+    pub netns: String,
+    /// Identity of the netns (device, inode) when it was attached.
+    pub netns_id: (u64, u64),
+    pub ifname: IfName,
+    /// Name the link is created under before it is renamed inside the netns.
+    pub tmp_ifname: IfName,
+    pub mac: MacAddr,
+    pub ipv4: Option<IpAddr>,
+    pub ipv6: Option<IpAddr>,
+}
+
+impl Endpoint {
+    pub fn address(&self, family: Family) -> Option<IpAddr> {
+        match family {
+            Family::V4 => self.ipv4,
+            Family::V6 => self.ipv6,
+        }
+    }
+}
+
+/// `MacvlanMode` is a kernel-boundary type; store it by its `ip link` name.
+mod macvlan_mode_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use underlay_linux::MacvlanMode;
+
+    pub fn serialize<S: Serializer>(mode: &MacvlanMode, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(mode.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<MacvlanMode, D::Error> {
+        let name = String::deserialize(d)?;
+        super::parse_macvlan_mode(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown macvlan mode {name:?}")))
+    }
+}
+
+/// Docker's `macvlan_mode` values.
+pub(crate) fn parse_macvlan_mode(name: &str) -> Option<MacvlanMode> {
+    [
+        MacvlanMode::Bridge,
+        MacvlanMode::Private,
+        MacvlanMode::Vepa,
+        MacvlanMode::Passthru,
+    ]
+    .into_iter()
+    .find(|m| m.as_str() == name)
+}

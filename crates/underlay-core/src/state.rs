@@ -1,0 +1,425 @@
+//! The embedded state: networks, endpoints and IPAM reservations in one SQLite database.
+//!
+//! Every change is one `BEGIN IMMEDIATE` transaction. Mutating operations also hold an
+//! exclusive `flock` on `<state dir>/lock` for their whole duration (kernel work included), so
+//! that an endpoint row in a transitional phase can only belong to a process that died: the
+//! lock is released by the kernel when its holder exits, however it exits. See docs/state.md.
+
+use std::fs::{self, File, OpenOptions};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use underlay_ipam::{allocate, reserve_in_subnet, reserve_static, IpamError, SqliteStore, Store};
+
+use crate::{Endpoint, Error, Family, Network, NetworkSpec, Phase};
+
+/// Where the state lives unless `--state-dir` / `UNDERLAY_STATE_DIR` say otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/underlay";
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS networks (
+    id      TEXT PRIMARY KEY,
+    name    TEXT NOT NULL UNIQUE,
+    created TEXT NOT NULL,
+    spec    TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS endpoints (
+    id         TEXT PRIMARY KEY,
+    network_id TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    phase      TEXT NOT NULL,
+    netns      TEXT NOT NULL,
+    netns_dev  INTEGER NOT NULL,
+    netns_ino  INTEGER NOT NULL,
+    ifname     TEXT NOT NULL,
+    tmp_ifname TEXT NOT NULL,
+    mac        TEXT NOT NULL,
+    ipv4       TEXT,
+    ipv6       TEXT,
+    UNIQUE (network_id, name)
+);
+CREATE INDEX IF NOT EXISTS endpoints_phase ON endpoints (phase);
+";
+
+/// The state database of one state directory.
+pub struct State {
+    conn: Connection,
+    dir: PathBuf,
+}
+
+/// Held for the duration of a mutating operation; dropping it releases the lock.
+pub struct OpLock {
+    _file: File,
+}
+
+impl State {
+    /// Opens (creating if needed) the state in `dir`.
+    pub fn open(dir: &Path) -> Result<State, Error> {
+        fs::create_dir_all(dir)
+            .map_err(|e| Error::Io(format!("creating state directory {}: {e}", dir.display())))?;
+        let conn = Connection::open(dir.join("state.db"))?;
+        // WAL + NORMAL: a commit survives a killed process (it is in the OS page cache), and
+        // readers never block the writer. Power loss can drop the last commits, not corrupt.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version != SCHEMA_VERSION {
+            conn.execute_batch(SCHEMA)?;
+            SqliteStore::create_schema(&conn)?;
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        Ok(State {
+            conn,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Takes the operation lock, waiting for other writers.
+    pub fn lock(&self) -> Result<OpLock, Error> {
+        let path = self.dir.join("lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::Io(format!("opening {}: {e}", path.display())))?;
+        file.lock()
+            .map_err(|e| Error::Io(format!("locking {}: {e}", path.display())))?;
+        Ok(OpLock { _file: file })
+    }
+
+    pub fn networks(&self) -> Result<Vec<Network>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, created, spec FROM networks ORDER BY name")?;
+        let rows = stmt.query_map([], network_from_row)?;
+        rows.map(|r| r?).collect()
+    }
+
+    /// The network called `name_or_id` (a name, a full ID or a unique ID prefix).
+    pub fn network(&self, name_or_id: &str) -> Result<Option<Network>, Error> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, created, spec FROM networks WHERE name = ?1
+             UNION ALL SELECT id, created, spec FROM networks WHERE length(?1) >= 6 AND id LIKE ?1 || '%' LIMIT 2",
+        )?;
+        let found: Vec<Network> = stmt
+            .query_map([name_or_id], network_from_row)?
+            .map(|r| r?)
+            .collect::<Result<_, _>>()?;
+        Ok(found.into_iter().next())
+    }
+
+    /// Inserts a network and reserves its gateways and aux addresses, in one transaction.
+    pub fn insert_network(&mut self, net: &Network) -> Result<(), Error> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let spec = serde_json::to_string(&net.spec).map_err(|e| Error::State(e.to_string()))?;
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO networks (id, name, created, spec) VALUES (?1, ?2, ?3, ?4)",
+            params![net.id, net.name(), net.created, spec],
+        )?;
+        if inserted == 0 {
+            return Err(Error::Conflict(format!(
+                "network {} already exists",
+                net.name()
+            )));
+        }
+        let mut store = SqliteStore::new(&tx);
+        for (family, config) in net.spec.ip_configs() {
+            let pool = net
+                .pool(family)
+                .ok_or_else(|| Error::State("pool without config".into()))?;
+            reserve_in_subnet(&mut store, &pool, config.gateway, "the gateway")?;
+            for (name, ip) in &config.aux_addresses {
+                reserve_in_subnet(&mut store, &pool, *ip, &format!("aux address {name}"))
+                    .map_err(|e| Error::invalid(e.to_string()))?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Deletes a network (which must have no endpoints) and every reservation of its pools.
+    pub fn delete_network(&mut self, net: &Network) -> Result<(), Error> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let endpoints: i64 = tx.query_row(
+            "SELECT count(*) FROM endpoints WHERE network_id = ?1",
+            [&net.id],
+            |r| r.get(0),
+        )?;
+        if endpoints > 0 {
+            return Err(Error::Conflict(format!(
+                "network {} still has {endpoints} endpoints",
+                net.name()
+            )));
+        }
+        let mut store = SqliteStore::new(&tx);
+        for family in [Family::V4, Family::V6] {
+            if let Some(pool) = net.pool(family) {
+                store.release_pool(&pool.id)?;
+            }
+        }
+        tx.execute("DELETE FROM networks WHERE id = ?1", [&net.id])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn endpoints(&self, network_id: &str) -> Result<Vec<Endpoint>, Error> {
+        self.query_endpoints(
+            "SELECT * FROM endpoints WHERE network_id = ?1 ORDER BY name",
+            &network_id,
+        )
+    }
+
+    /// Endpoints left in a transitional phase (by a process that died, when the lock is held).
+    pub fn unsettled_endpoints(&self) -> Result<Vec<Endpoint>, Error> {
+        self.query_endpoints(
+            "SELECT * FROM endpoints WHERE phase != ?1",
+            &Phase::Attached.as_str(),
+        )
+    }
+
+    /// Every endpoint of every network.
+    pub fn all_endpoints(&self) -> Result<Vec<Endpoint>, Error> {
+        self.query_endpoints(
+            "SELECT * FROM endpoints WHERE ?1 ORDER BY network_id, name",
+            &1,
+        )
+    }
+
+    fn query_endpoints(
+        &self,
+        sql: &str,
+        param: &dyn rusqlite::ToSql,
+    ) -> Result<Vec<Endpoint>, Error> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map([param], endpoint_from_row)?;
+        rows.map(|r| r?).collect()
+    }
+
+    /// Records the intent to attach: reserves the endpoint's addresses (the requested ones or
+    /// the first free) and inserts it in phase `Attaching`, in one transaction.
+    pub fn begin_attach(
+        &mut self,
+        net: &Network,
+        mut ep: Endpoint,
+        requested: [Option<IpAddr>; 2],
+    ) -> Result<Endpoint, Error> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let taken: bool = tx
+            .prepare_cached("SELECT 1 FROM endpoints WHERE network_id = ?1 AND name = ?2")?
+            .exists(params![net.id, ep.name])?;
+        if taken {
+            return Err(Error::Conflict(format!(
+                "endpoint {} already exists on network {}",
+                ep.name,
+                net.name()
+            )));
+        }
+        let mut store = SqliteStore::new(&tx);
+        for (family, want) in [Family::V4, Family::V6].into_iter().zip(requested) {
+            let Some(pool) = net.pool(family) else {
+                continue;
+            };
+            let ip = match want {
+                Some(ip) => reserve_static(&mut store, &pool, ip, &ep.id).map(|()| ip),
+                None => allocate(&mut store, &pool, &ep.id),
+            };
+            let ip = ip.map_err(|e| name_the_owner(&tx, e))?;
+            match family {
+                Family::V4 => ep.ipv4 = Some(ip),
+                Family::V6 => ep.ipv6 = Some(ip),
+            }
+        }
+        ep.phase = Phase::Attaching;
+        insert_endpoint(&tx, &ep)?;
+        tx.commit()?;
+        Ok(ep)
+    }
+
+    /// Moves an endpoint to another phase.
+    pub fn set_phase(&mut self, endpoint_id: &str, phase: Phase) -> Result<(), Error> {
+        self.conn
+            .prepare_cached("UPDATE endpoints SET phase = ?2 WHERE id = ?1")?
+            .execute(params![endpoint_id, phase.as_str()])?;
+        Ok(())
+    }
+
+    /// Deletes an endpoint and releases its addresses, in one transaction.
+    pub fn delete_endpoint(&mut self, net: &Network, endpoint_id: &str) -> Result<(), Error> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut store = SqliteStore::new(&tx);
+        for family in [Family::V4, Family::V6] {
+            if let Some(pool) = net.pool(family) {
+                store.release_owner(&pool.id, endpoint_id)?;
+            }
+        }
+        tx.execute("DELETE FROM endpoints WHERE id = ?1", [endpoint_id])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The network with ID `id`.
+    pub fn network_by_id(&self, id: &str) -> Result<Option<Network>, Error> {
+        self.conn
+            .prepare_cached("SELECT id, created, spec FROM networks WHERE id = ?1")?
+            .query_row([id], network_from_row)
+            .optional()?
+            .transpose()
+    }
+
+    /// Every reservation of a network's pool (for `inspect` and the invariant checks).
+    pub fn reservations(
+        &self,
+        net: &Network,
+        family: Family,
+    ) -> Result<Vec<underlay_ipam::Reservation>, Error> {
+        let Some(pool) = net.pool(family) else {
+            return Ok(Vec::new());
+        };
+        Ok(SqliteStore::new(&self.conn).reservations(&pool.id)?)
+    }
+}
+
+fn insert_endpoint(conn: &Connection, ep: &Endpoint) -> Result<(), Error> {
+    conn.prepare_cached(
+        "INSERT INTO endpoints (id, network_id, name, phase, netns, netns_dev, netns_ino, ifname, tmp_ifname, mac, ipv4, ipv6)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        ep.id,
+        ep.network_id,
+        ep.name,
+        ep.phase.as_str(),
+        ep.netns,
+        ep.netns_id.0 as i64,
+        ep.netns_id.1 as i64,
+        ep.ifname.as_str(),
+        ep.tmp_ifname.as_str(),
+        ep.mac.to_string(),
+        ep.ipv4.map(|ip| ip.to_string()),
+        ep.ipv6.map(|ip| ip.to_string()),
+    ])?;
+    Ok(())
+}
+
+/// Rewrites "in use by <endpoint id>" into the endpoint's name and network.
+fn name_the_owner(conn: &Connection, err: IpamError) -> Error {
+    let IpamError::InUse { ip, owner } = &err else {
+        return err.into();
+    };
+    let named: Option<(String, String)> = conn
+        .query_row(
+            "SELECT e.name, n.name FROM endpoints e JOIN networks n ON n.id = e.network_id WHERE e.id = ?1",
+            [owner],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .ok()
+        .flatten();
+    match named {
+        Some((endpoint, network)) => Error::Conflict(format!(
+            "address {ip} is already in use by endpoint {endpoint} on network {network}"
+        )),
+        None => Error::Conflict(format!("address {ip} is already in use by {owner}")),
+    }
+}
+
+fn network_from_row(row: &Row) -> rusqlite::Result<Result<Network, Error>> {
+    let spec: String = row.get(2)?;
+    let spec: Result<NetworkSpec, _> = serde_json::from_str(&spec);
+    Ok(match spec {
+        Ok(spec) => Ok(Network {
+            id: row.get(0)?,
+            created: row.get(1)?,
+            spec,
+        }),
+        Err(e) => Err(Error::State(format!("corrupt network definition: {e}"))),
+    })
+}
+
+fn endpoint_from_row(row: &Row) -> rusqlite::Result<Result<Endpoint, Error>> {
+    let text = |name: &str| -> rusqlite::Result<String> { row.get(name) };
+    let ip = |name: &str| -> rusqlite::Result<Option<IpAddr>> {
+        Ok(row
+            .get::<_, Option<String>>(name)?
+            .and_then(|s| s.parse().ok()))
+    };
+    let phase = text("phase")?;
+    let parsed = (|| -> Result<Endpoint, Error> {
+        Ok(Endpoint {
+            id: text("id")?,
+            network_id: text("network_id")?,
+            name: text("name")?,
+            phase: Phase::parse(&phase)
+                .ok_or_else(|| Error::State(format!("unknown endpoint phase {phase:?}")))?,
+            netns: text("netns")?,
+            netns_id: (
+                row.get::<_, i64>("netns_dev")? as u64,
+                row.get::<_, i64>("netns_ino")? as u64,
+            ),
+            ifname: text("ifname")?.parse()?,
+            tmp_ifname: text("tmp_ifname")?.parse()?,
+            mac: text("mac")?.parse()?,
+            ipv4: ip("ipv4")?,
+            ipv6: ip("ipv6")?,
+        })
+    })();
+    Ok(parsed)
+}
+
+/// The current time as RFC 3339 UTC (`2026-11-22T07:30:00Z`), without a date crate.
+pub(crate) fn now_rfc3339() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::civil_from_days;
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_779), (2026, 11, 22));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+}
