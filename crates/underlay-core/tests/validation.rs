@@ -1,0 +1,104 @@
+//! Request validation is pure: every bad value is named, and nothing else is consulted.
+
+use underlay_core::{Connect, CreateNetwork, Error};
+
+fn base() -> CreateNetwork {
+    CreateNetwork {
+        name: "lan".into(),
+        driver: "macvlan".into(),
+        subnets: vec!["198.51.100.0/24".into()],
+        options: vec!["parent=eth0".into()],
+        ..Default::default()
+    }
+}
+
+fn error_of(edit: impl FnOnce(&mut CreateNetwork)) -> String {
+    let mut req = base();
+    edit(&mut req);
+    let err = req.validate().unwrap_err();
+    assert!(err.is_invalid_input(), "{err} should be invalid input");
+    err.to_string()
+}
+
+#[test]
+fn defaults_follow_docker() {
+    let spec = base().validate().unwrap();
+    let v4 = spec.ipv4.unwrap();
+    assert_eq!(
+        v4.gateway.to_string(),
+        "198.51.100.1",
+        "first address is the default gateway"
+    );
+    assert_eq!(spec.metric, 0);
+    assert!(spec.ipv6.is_none());
+    assert_eq!(spec.driver.name(), "macvlan");
+}
+
+#[test]
+fn full_metric_range_is_accepted() {
+    for metric in ["0", "4294967295"] {
+        let mut req = base();
+        req.options.push(format!("metric={metric}"));
+        assert_eq!(req.validate().unwrap().metric.to_string(), metric);
+    }
+}
+
+#[test]
+fn every_bad_value_is_named() {
+    let cases: Vec<(Box<dyn FnOnce(&mut CreateNetwork)>, &str)> = vec![
+        (Box::new(|r| r.subnets = vec!["198.51.100.0/33".into()]), "invalid CIDR \"198.51.100.0/33\""),
+        (Box::new(|r| r.subnets = vec![]), "a network needs at least one --subnet"),
+        (Box::new(|r| r.gateways = vec!["203.0.113.1".into()]), "gateway 203.0.113.1 is not in any subnet (198.51.100.0/24)"),
+        (Box::new(|r| r.gateways = vec!["198.51.100.255".into()]), "invalid gateway: address 198.51.100.255 is the broadcast address of 198.51.100.0/24"),
+        (Box::new(|r| r.gateways = vec!["nope".into()]), "invalid IP address \"nope\""),
+        (Box::new(|r| r.ip_ranges = vec!["198.51.101.0/25".into()]), "ip range 198.51.101.0/25 is not in any subnet (198.51.100.0/24)"),
+        (Box::new(|r| r.subnets.push("2001:db8::/64".into())), "IPv6 subnet 2001:db8::/64 needs --ipv6"),
+        (Box::new(|r| r.ipv6 = true), "--ipv6 needs an IPv6 --subnet"),
+        (Box::new(|r| r.subnets.push("203.0.113.0/24".into())), "only one IPv4 subnet per network is supported (got 198.51.100.0/24, 203.0.113.0/24)"),
+        (Box::new(|r| r.options.push("colour=blue".into())), "unknown option \"colour\" for the macvlan driver (known: parent, macvlan_mode, mtu, metric)"),
+        (Box::new(|r| r.options.push("metric=4294967296".into())), "invalid metric \"4294967296\": expected a number from 0 to 4294967295"),
+        (Box::new(|r| r.options.push("metric=-1".into())), "invalid metric \"-1\""),
+        (Box::new(|r| r.options.push("mtu=67".into())), "invalid mtu \"67\""),
+        (Box::new(|r| r.options.push("macvlan_mode=loud".into())), "invalid macvlan_mode \"loud\""),
+        (Box::new(|r| r.options = vec![]), "macvlan networks need a parent interface: -o parent=IFNAME"),
+        (Box::new(|r| r.options = vec!["parent=averyveryverylongname".into()]), "invalid parent: invalid interface name \"averyveryverylongname\": it is 21 bytes long"),
+        (Box::new(|r| r.options = vec!["parent=eth/0".into()]), "may not contain '/'"),
+        (Box::new(|r| r.options.push("parent=eth1".into())), "-o parent is given twice"),
+        (Box::new(|r| r.options.push("novalue".into())), "invalid -o \"novalue\": expected KEY=VALUE"),
+        (Box::new(|r| r.driver = "bridge".into()), "unknown driver \"bridge\" (supported: macvlan)"),
+        (Box::new(|r| r.name = "-lan".into()), "invalid network name \"-lan\""),
+        (Box::new(|r| r.aux_addresses = vec!["r2=203.0.113.2".into()]), "aux address r2=203.0.113.2 is not in any subnet"),
+        (Box::new(|r| r.aux_addresses = vec!["r2=198.51.100.1".into()]), "aux address r2=198.51.100.1 is the gateway"),
+        (Box::new(|r| r.labels = vec!["=x".into()]), "invalid --label \"=x\""),
+    ];
+    for (edit, needle) in cases {
+        let msg = error_of(edit);
+        assert!(msg.contains(needle), "expected {needle:?} in {msg:?}");
+    }
+}
+
+#[test]
+fn connect_flags_are_checked_on_their_own() {
+    let bad = |edit: fn(&mut Connect)| {
+        let mut req = Connect {
+            network: "lan".into(),
+            target: "c1".into(),
+            ..Default::default()
+        };
+        edit(&mut req);
+        let err: Error = req.validate().unwrap_err();
+        assert!(err.is_invalid_input());
+        err.to_string()
+    };
+    assert_eq!(
+        bad(|r| r.ip = Some("198.51.100.300".into())),
+        "invalid IP address \"198.51.100.300\""
+    );
+    assert_eq!(
+        bad(|r| r.ip6 = Some("198.51.100.3".into())),
+        "--ip6 198.51.100.3 is not an IPv6 address"
+    );
+    assert!(bad(|r| r.ifname = Some("a23456789abcdefg".into())).contains("16 bytes long"));
+    assert!(bad(|r| r.mac = Some("zz".into())).contains("invalid MAC address \"zz\""));
+    assert!(bad(|r| r.name = Some("bad name".into())).contains("invalid endpoint name"));
+}
