@@ -106,13 +106,35 @@ fn configure_addresses<N: Netlink>(
     for (family, config) in net.spec.ip_configs() {
         if ep.address(family).is_some() {
             let route = default_route(family, config.gateway, index, net.spec.metric);
-            nl.add_route(&route).map_err(Error::kernel(format!(
-                "adding default route via {} (metric {}) in netns {}",
-                config.gateway, net.spec.metric, ep.netns
-            )))?;
+            nl.add_route(&route)
+                .map_err(|e| route_error(e, family, net, ep, config.gateway))?;
         }
     }
     Ok(())
+}
+
+/// A second network in the same netns with the same metric collides with the first one's
+/// default route (the kernel keys IPv4 routes on prefix and metric): say how to fix it.
+fn route_error(
+    err: underlay_linux::Error,
+    family: Family,
+    net: &Network,
+    ep: &Endpoint,
+    gateway: IpAddr,
+) -> Error {
+    if err.errno() == Some(nix::errno::Errno::EEXIST as i32) {
+        return Error::Conflict(format!(
+            "netns {} already has an {} default route with metric {}: give network {} another metric (-o metric=N) or make it --internal",
+            ep.netns,
+            family.name(),
+            net.spec.metric,
+            net.name()
+        ));
+    }
+    Error::kernel(format!(
+        "adding default route via {gateway} (metric {}) in netns {}",
+        net.spec.metric, ep.netns
+    ))(err)
 }
 
 fn default_route(family: Family, gateway: IpAddr, oif: u32, metric: u32) -> Route {
