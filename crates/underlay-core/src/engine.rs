@@ -75,6 +75,7 @@ impl<K: Kernel> Engine<K> {
         };
         self.check_parent_sharing(&net)?;
         self.state.insert_network(&net)?;
+        tracing::info!(network = %net.name(), id = %net.id, parent = %net.spec.parent, "network created");
         Ok(net)
     }
 
@@ -143,6 +144,7 @@ impl<K: Kernel> Engine<K> {
         }
         crash_point("rm-detached");
         self.state.delete_network(&net)?;
+        tracing::info!(network = %net.name(), detached = endpoints.len(), "network removed");
         Ok(net)
     }
 
@@ -183,6 +185,8 @@ impl<K: Kernel> Engine<K> {
         }
         self.state.set_phase(&ep.id, Phase::Attached)?;
         crash_point("attach-committed");
+        tracing::info!(network = %net.name(), endpoint = %ep.name, netns = %ep.netns, mac = %ep.mac,
+            ipv4 = ?ep.ipv4, ipv6 = ?ep.ipv6, "endpoint attached");
         Ok(Endpoint {
             phase: Phase::Attached,
             ..ep
@@ -324,7 +328,9 @@ impl<K: Kernel> Engine<K> {
         crash_point("detach-marked");
         delete_endpoint_link(&mut self.kernel, ep)?;
         crash_point("detach-unplumbed");
-        self.state.delete_endpoint(net, &ep.id)
+        self.state.delete_endpoint(net, &ep.id)?;
+        tracing::info!(network = %net.name(), endpoint = %ep.name, "endpoint detached");
+        Ok(())
     }
 
     /// `gc`: rolls back interrupted operations and releases endpoints whose netns or link is

@@ -117,8 +117,17 @@ impl CreateNetwork {
             (None, true) => return Err(Error::invalid("--ipv6 needs an IPv6 --subnet")),
             _ => {}
         }
-        let gateways = assign_to_subnets("gateway", &self.gateways, &subnets, parse_ip)?;
-        let ranges = assign_to_subnets("ip range", &self.ip_ranges, &subnets, parse_subnet)?;
+        let gateways =
+            assign_to_subnets("gateway", &self.gateways, &subnets, parse_ip, |ip, s| {
+                s.contains(*ip)
+            })?;
+        let ranges = assign_to_subnets(
+            "ip range",
+            &self.ip_ranges,
+            &subnets,
+            parse_subnet,
+            |r, s| s.contains(r.addr()) && r.prefix() >= s.prefix(),
+        )?;
         let aux = self.aux_by_subnet(&subnets)?;
         let mut configs = subnets.iter().map(|subnet| {
             let key = subnet.to_string();
@@ -257,22 +266,17 @@ fn assign_to_subnets<T: Copy + std::fmt::Display>(
     values: &[String],
     subnets: &[Subnet],
     parse: impl Fn(&str) -> Result<T, Error>,
-) -> Result<BTreeMap<String, T>, Error>
-where
-    T: Into<IpOrSubnet>,
-{
+    inside: impl Fn(&T, &Subnet) -> bool,
+) -> Result<BTreeMap<String, T>, Error> {
     let mut out = BTreeMap::new();
     for text in values {
         let value = parse(text)?;
-        let subnet = subnets
-            .iter()
-            .find(|s| value.into().inside(s))
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "{what} {value} is not in any subnet ({})",
-                    list(subnets)
-                ))
-            })?;
+        let subnet = subnets.iter().find(|s| inside(&value, s)).ok_or_else(|| {
+            Error::invalid(format!(
+                "{what} {value} is not in any subnet ({})",
+                list(subnets)
+            ))
+        })?;
         if out.insert(subnet.to_string(), value).is_some() {
             return Err(Error::invalid(format!(
                 "more than one {what} given for subnet {subnet}"
@@ -280,33 +284,6 @@ where
         }
     }
     Ok(out)
-}
-
-/// A gateway or a range, for [`assign_to_subnets`].
-pub(crate) enum IpOrSubnet {
-    Ip(IpAddr),
-    Subnet(Subnet),
-}
-
-impl IpOrSubnet {
-    fn inside(&self, subnet: &Subnet) -> bool {
-        match self {
-            IpOrSubnet::Ip(ip) => subnet.contains(*ip),
-            IpOrSubnet::Subnet(s) => subnet.contains(s.addr()) && s.prefix() >= subnet.prefix(),
-        }
-    }
-}
-
-impl From<IpAddr> for IpOrSubnet {
-    fn from(ip: IpAddr) -> Self {
-        IpOrSubnet::Ip(ip)
-    }
-}
-
-impl From<Subnet> for IpOrSubnet {
-    fn from(s: Subnet) -> Self {
-        IpOrSubnet::Subnet(s)
-    }
 }
 
 fn list(subnets: &[Subnet]) -> String {

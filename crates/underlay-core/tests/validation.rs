@@ -12,6 +12,9 @@ fn base() -> CreateNetwork {
     }
 }
 
+/// An edit that breaks the base request, and the text its error must contain.
+type Case = (Box<dyn FnOnce(&mut CreateNetwork)>, &'static str);
+
 fn error_of(edit: impl FnOnce(&mut CreateNetwork)) -> String {
     let mut req = base();
     edit(&mut req);
@@ -45,7 +48,7 @@ fn full_metric_range_is_accepted() {
 
 #[test]
 fn every_bad_value_is_named() {
-    let cases: Vec<(Box<dyn FnOnce(&mut CreateNetwork)>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (Box::new(|r| r.subnets = vec!["198.51.100.0/33".into()]), "invalid CIDR \"198.51.100.0/33\""),
         (Box::new(|r| r.subnets = vec![]), "a network needs at least one --subnet"),
         (Box::new(|r| r.gateways = vec!["203.0.113.1".into()]), "gateway 203.0.113.1 is not in any subnet (198.51.100.0/24)"),
