@@ -55,7 +55,18 @@ Examples:
     #[command(after_help = "Examples:\n  underlay gc")]
     Gc,
     /// Build a self-contained lab from namespaces and run the demo scenario.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "\
+The lab builds namespaces named ul-lab-* (a switch, a router, a docker host, three containers),
+uses only 198.51.100.0/24 and 2001:db8:babe:cafe::/64 inside them, and keeps its own state under
+/run/underlay-lab (--state-dir does not apply). Any earlier lab is removed first.
+
+Examples:
+  sudo underlay lab run
+  sudo underlay lab up && sudo ip netns exec ul-lab-c1 ping 198.51.100.3
+  sudo underlay lab down"
+    )]
     Lab(LabCommand),
     /// Print a shell completion script.
     #[command(

@@ -57,8 +57,10 @@ pub(crate) fn plumb<K: Kernel>(
 }
 
 /// `arp_notify` / `ndisc_notify` make the kernel send a gratuitous ARP and an unsolicited
-/// neighbour advertisement for the link's addresses when it comes up, so the LAN's switches and
-/// neighbours learn the new MAC at once. They must be set before the link goes up.
+/// neighbour advertisement for the link's addresses when it comes up. Switches learn the new MAC
+/// from it at once; neighbours that already had an entry for the address (a container that came
+/// back with a new MAC) update it, and Linux hosts create one only with `arp_accept=1`. They
+/// must be set before the link goes up.
 fn announce_sysctls(ep: &Endpoint) -> Vec<(String, String)> {
     let mut out = Vec::new();
     if ep.ipv4.is_some() {
