@@ -170,14 +170,10 @@ pub(crate) fn delete_endpoint_link<K: Kernel>(
     kernel: &mut K,
     ep: &Endpoint,
 ) -> Result<LinkState, Error> {
-    let Some(ns) = open_endpoint_netns(kernel, ep)? else {
-        return Ok(LinkState::NetnsGone);
-    };
-    let mut nl = kernel.netlink_in(&ns).map_err(Error::kernel(format!(
-        "opening netlink in netns {}",
-        ep.netns
-    )))?;
-    delete_link_in(&mut nl, ep)
+    match endpoint_netlink(kernel, ep)? {
+        Some(mut nl) => delete_link_in(&mut nl, ep),
+        None => Ok(LinkState::NetnsGone),
+    }
 }
 
 pub(crate) fn delete_link_in<N: Netlink>(nl: &mut N, ep: &Endpoint) -> Result<LinkState, Error> {
@@ -194,18 +190,14 @@ pub(crate) fn delete_link_in<N: Netlink>(nl: &mut N, ep: &Endpoint) -> Result<Li
     Ok(state)
 }
 
-/// Whether the endpoint's link still exists (any name, matched by MAC).
+/// Whether the endpoint's link still exists (under any name, matched by MAC).
 pub(crate) fn endpoint_link_state<K: Kernel>(
     kernel: &mut K,
     ep: &Endpoint,
 ) -> Result<LinkState, Error> {
-    let Some(ns) = open_endpoint_netns(kernel, ep)? else {
+    let Some(mut nl) = endpoint_netlink(kernel, ep)? else {
         return Ok(LinkState::NetnsGone);
     };
-    let mut nl = kernel.netlink_in(&ns).map_err(Error::kernel(format!(
-        "opening netlink in netns {}",
-        ep.netns
-    )))?;
     let links = nl.links().map_err(Error::kernel(format!(
         "listing links in netns {}",
         ep.netns
@@ -215,6 +207,20 @@ pub(crate) fn endpoint_link_state<K: Kernel>(
     } else {
         LinkState::Missing
     })
+}
+
+/// A netlink socket in the endpoint's netns, if the same netns is still at its path.
+fn endpoint_netlink<K: Kernel>(kernel: &mut K, ep: &Endpoint) -> Result<Option<K::Nl>, Error> {
+    let Some(ns) = open_endpoint_netns(kernel, ep)? else {
+        return Ok(None);
+    };
+    kernel
+        .netlink_in(&ns)
+        .map(Some)
+        .map_err(Error::kernel(format!(
+            "opening netlink in netns {}",
+            ep.netns
+        )))
 }
 
 /// The endpoint's netns, if the same one is still at its path.
