@@ -17,7 +17,9 @@ pub use kernel::LinuxKernel;
 pub use netlink::RtNetlink;
 pub use netns::Netns;
 pub use sysctl::write_sysctl;
-pub use types::{IpNet, Link, MacvlanMode, MacvlanSpec, Route};
+pub use types::{
+    IpNet, IpvlanFlag, IpvlanMode, IpvlanSpec, Link, MacvlanMode, MacvlanSpec, Route, VlanSpec,
+};
 
 /// Typed rtnetlink verbs, all acting in the network namespace the socket was opened in.
 ///
@@ -32,7 +34,13 @@ pub trait Netlink {
     fn links(&mut self) -> Result<Vec<Link>, Error>;
     /// Creates a macvlan link named `spec.name` on parent `spec.parent` in this namespace.
     fn create_macvlan(&mut self, spec: &MacvlanSpec) -> Result<(), Error>;
-    /// Renames link `index` (the link must be down).
+    /// Creates an 802.1Q VLAN sub-interface in this namespace.
+    fn create_vlan(&mut self, spec: &VlanSpec) -> Result<(), Error>;
+    /// Creates a dummy link in this namespace (a parent for networks with no uplink).
+    fn create_dummy(&mut self, name: &str) -> Result<(), Error>;
+    /// Sets the alias (`IFLA_IFALIAS`) of link `index`.
+    fn set_alias(&mut self, index: u32, alias: &str) -> Result<(), Error>;
+    /// Renames link `index` (kernels before 6.6 require the link to be down).
     fn rename_link(&mut self, index: u32, name: &str) -> Result<(), Error>;
     /// Sets the administrative state of link `index` to up.
     fn set_up(&mut self, index: u32) -> Result<(), Error>;
@@ -66,6 +74,9 @@ pub trait Kernel {
     /// Creates a macvlan on a parent of the host namespace directly inside `ns`, so that it never
     /// appears in the host namespace (`IFLA_NET_NS_FD` on `RTM_NEWLINK`).
     fn create_macvlan_in(&mut self, spec: &MacvlanSpec, ns: &Self::Ns) -> Result<(), Error>;
+    /// Creates an ipvlan slave of a host parent directly inside `ns`, like
+    /// [`Kernel::create_macvlan_in`].
+    fn create_ipvlan_in(&mut self, spec: &IpvlanSpec, ns: &Self::Ns) -> Result<(), Error>;
     /// Writes sysctls (`("net/ipv4/conf/eth0/arp_notify", "1")`, relative to `/proc/sys`) inside `ns`.
     fn sysctls_in(&mut self, ns: &Self::Ns, settings: &[(String, String)]) -> Result<(), Error>;
     /// Identity of the namespace (`st_dev`, `st_ino` of its nsfs inode).

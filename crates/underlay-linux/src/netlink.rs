@@ -15,8 +15,8 @@ use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
 };
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoMacVlan, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo,
-    LinkMessage, MacVlanMode,
+    InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVlan, IpVlanFlags, IpVlanMode, LinkAttribute,
+    LinkExtentMask, LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -24,7 +24,10 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
-use crate::{Error, IpNet, Link, MacvlanMode, MacvlanSpec, Netlink, Netns, Route};
+use crate::{
+    Error, IpNet, IpvlanFlag, IpvlanMode, IpvlanSpec, Link, MacvlanMode, MacvlanSpec, Netlink,
+    Netns, Route, VlanSpec,
+};
 
 /// Large enough for any single rtnetlink message we ask for (stats are skipped) and for the
 /// 32 KiB chunks the kernel fills during dumps.
@@ -111,18 +114,21 @@ impl RtNetlink {
     /// Creates a macvlan on parent `spec.parent` of this socket's namespace directly inside
     /// `ns` (`IFLA_NET_NS_FD`), so it never shows up in this namespace.
     pub fn create_macvlan_in(&mut self, spec: &MacvlanSpec, ns: &Netns) -> Result<(), Error> {
-        self.create_macvlan_with(spec, Some(ns.as_fd()))
+        let op = format!("create macvlan {} on parent {}", spec.name, spec.parent);
+        self.create_link(&op, macvlan_message(spec, Some(ns.as_fd())))
     }
 
-    fn create_macvlan_with(
-        &mut self,
-        spec: &MacvlanSpec,
-        target_ns: Option<BorrowedFd<'_>>,
-    ) -> Result<(), Error> {
-        let op = format!("create macvlan {} on parent {}", spec.name, spec.parent);
-        let message = macvlan_message(spec, target_ns);
+    /// Creates an ipvlan slave of parent `spec.parent` of this socket's namespace directly
+    /// inside `ns`.
+    pub fn create_ipvlan_in(&mut self, spec: &IpvlanSpec, ns: &Netns) -> Result<(), Error> {
+        let op = format!("create ipvlan {} on parent {}", spec.name, spec.parent);
+        self.create_link(&op, ipvlan_message(spec, Some(ns.as_fd())))
+    }
+
+    /// `RTM_NEWLINK` with `NLM_F_CREATE | NLM_F_EXCL`: an existing name is `EEXIST`.
+    fn create_link(&mut self, op: &str, message: LinkMessage) -> Result<(), Error> {
         self.request(
-            &op,
+            op,
             RouteNetlinkMessage::NewLink(message),
             NLM_F_CREATE | NLM_F_EXCL,
         )
@@ -369,26 +375,19 @@ fn link_by_index_message(index: u32) -> LinkMessage {
     message
 }
 
-fn macvlan_message(spec: &MacvlanSpec, target_ns: Option<BorrowedFd<'_>>) -> LinkMessage {
+/// A new link named `name` of `kind` on `parent`, optionally created inside another netns.
+fn child_link_message(
+    name: &str,
+    parent: u32,
+    info: Vec<LinkInfo>,
+    target_ns: Option<BorrowedFd<'_>>,
+) -> LinkMessage {
     let mut message = LinkMessage::default();
     message.attributes = vec![
-        LinkAttribute::IfName(spec.name.clone()),
-        LinkAttribute::Link(spec.parent),
-        LinkAttribute::LinkInfo(vec![
-            LinkInfo::Kind(InfoKind::MacVlan),
-            LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(to_packet_mode(
-                spec.mode,
-            ))])),
-        ]),
+        LinkAttribute::IfName(name.to_string()),
+        LinkAttribute::Link(parent),
+        LinkAttribute::LinkInfo(info),
     ];
-    if let Some(mac) = spec.mac {
-        message
-            .attributes
-            .push(LinkAttribute::Address(mac.to_vec()));
-    }
-    if let Some(mtu) = spec.mtu {
-        message.attributes.push(LinkAttribute::Mtu(mtu));
-    }
     if let Some(fd) = target_ns {
         // The kernel resolves IFLA_LINK (the parent) in the socket's namespace but creates
         // the new link in the namespace of this fd: the link is born in the container and
@@ -398,6 +397,93 @@ fn macvlan_message(spec: &MacvlanSpec, target_ns: Option<BorrowedFd<'_>>) -> Lin
             .push(LinkAttribute::NetNsFd(fd.as_raw_fd()));
     }
     message
+}
+
+fn macvlan_message(spec: &MacvlanSpec, target_ns: Option<BorrowedFd<'_>>) -> LinkMessage {
+    let info = vec![
+        LinkInfo::Kind(InfoKind::MacVlan),
+        LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(to_packet_mode(
+            spec.mode,
+        ))])),
+    ];
+    let mut message = child_link_message(&spec.name, spec.parent, info, target_ns);
+    if let Some(mac) = spec.mac {
+        message
+            .attributes
+            .push(LinkAttribute::Address(mac.to_vec()));
+    }
+    if let Some(mtu) = spec.mtu {
+        message.attributes.push(LinkAttribute::Mtu(mtu));
+    }
+    message
+}
+
+fn ipvlan_message(spec: &IpvlanSpec, target_ns: Option<BorrowedFd<'_>>) -> LinkMessage {
+    let info = vec![
+        LinkInfo::Kind(InfoKind::IpVlan),
+        LinkInfo::Data(InfoData::IpVlan(vec![
+            InfoIpVlan::Mode(to_ipvlan_mode(spec.mode)),
+            InfoIpVlan::Flags(to_ipvlan_flags(spec.flag)),
+        ])),
+    ];
+    let mut message = child_link_message(&spec.name, spec.parent, info, target_ns);
+    if let Some(mtu) = spec.mtu {
+        message.attributes.push(LinkAttribute::Mtu(mtu));
+    }
+    message
+}
+
+fn vlan_message(spec: &VlanSpec) -> LinkMessage {
+    let info = vec![
+        LinkInfo::Kind(InfoKind::Vlan),
+        LinkInfo::Data(InfoData::Vlan(vec![InfoVlan::Id(spec.id)])),
+    ];
+    child_link_message(&spec.name, spec.parent, info, None)
+}
+
+fn dummy_message(name: &str) -> LinkMessage {
+    let mut message = LinkMessage::default();
+    message.attributes = vec![
+        LinkAttribute::IfName(name.to_string()),
+        LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Dummy)]),
+    ];
+    message
+}
+
+fn to_ipvlan_mode(mode: IpvlanMode) -> IpVlanMode {
+    match mode {
+        IpvlanMode::L2 => IpVlanMode::L2,
+        IpvlanMode::L3 => IpVlanMode::L3,
+        IpvlanMode::L3s => IpVlanMode::L3S,
+    }
+}
+
+fn from_ipvlan_mode(mode: IpVlanMode) -> Option<IpvlanMode> {
+    match mode {
+        IpVlanMode::L2 => Some(IpvlanMode::L2),
+        IpVlanMode::L3 => Some(IpvlanMode::L3),
+        IpVlanMode::L3S => Some(IpvlanMode::L3s),
+        _ => None,
+    }
+}
+
+/// `IPVLAN_F_PRIVATE` and `IPVLAN_F_VEPA` are exclusive; no flag is "bridge".
+fn to_ipvlan_flags(flag: IpvlanFlag) -> IpVlanFlags {
+    match flag {
+        IpvlanFlag::Bridge => IpVlanFlags::empty(),
+        IpvlanFlag::Private => IpVlanFlags::Private,
+        IpvlanFlag::Vepa => IpVlanFlags::Vepa,
+    }
+}
+
+fn from_ipvlan_flags(flags: IpVlanFlags) -> IpvlanFlag {
+    if flags.contains(IpVlanFlags::Private) {
+        IpvlanFlag::Private
+    } else if flags.contains(IpVlanFlags::Vepa) {
+        IpvlanFlag::Vepa
+    } else {
+        IpvlanFlag::Bridge
+    }
 }
 
 fn to_packet_mode(mode: MacvlanMode) -> MacVlanMode {
@@ -434,6 +520,9 @@ fn link_from_message(message: LinkMessage) -> Option<Link> {
         loopback: flags.contains(LinkFlags::Loopback),
         parent: None,
         macvlan_mode: None,
+        ipvlan: None,
+        vlan_id: None,
+        alias: None,
     };
     for attribute in message.attributes {
         match attribute {
@@ -441,6 +530,7 @@ fn link_from_message(message: LinkMessage) -> Option<Link> {
             LinkAttribute::Address(bytes) => link.mac = bytes.as_slice().try_into().ok(),
             LinkAttribute::Mtu(mtu) => link.mtu = mtu,
             LinkAttribute::Link(parent) => link.parent = Some(parent),
+            LinkAttribute::IfAlias(alias) => link.alias = Some(alias).filter(|a| !a.is_empty()),
             LinkAttribute::LinkInfo(infos) => read_link_info(infos, &mut link),
             _ => {}
         }
@@ -458,9 +548,29 @@ fn read_link_info(infos: Vec<LinkInfo>, link: &mut Link) {
                     _ => None,
                 });
             }
+            LinkInfo::Data(InfoData::IpVlan(data)) => link.ipvlan = read_ipvlan(data),
+            LinkInfo::Data(InfoData::Vlan(data)) => {
+                link.vlan_id = data.into_iter().find_map(|item| match item {
+                    InfoVlan::Id(id) => Some(id),
+                    _ => None,
+                });
+            }
             _ => {}
         }
     }
+}
+
+fn read_ipvlan(data: Vec<InfoIpVlan>) -> Option<(IpvlanMode, IpvlanFlag)> {
+    let mut mode = None;
+    let mut flag = IpvlanFlag::Bridge;
+    for item in data {
+        match item {
+            InfoIpVlan::Mode(m) => mode = from_ipvlan_mode(m),
+            InfoIpVlan::Flags(f) => flag = from_ipvlan_flags(f),
+            _ => {}
+        }
+    }
+    mode.map(|m| (m, flag))
 }
 
 fn links_from_messages(messages: Vec<RouteNetlinkMessage>) -> Vec<Link> {
@@ -668,7 +778,29 @@ impl Netlink for RtNetlink {
     }
 
     fn create_macvlan(&mut self, spec: &MacvlanSpec) -> Result<(), Error> {
-        self.create_macvlan_with(spec, None)
+        let op = format!("create macvlan {} on parent {}", spec.name, spec.parent);
+        self.create_link(&op, macvlan_message(spec, None))
+    }
+
+    fn create_vlan(&mut self, spec: &VlanSpec) -> Result<(), Error> {
+        let op = format!(
+            "create vlan {} (id {}) on parent {}",
+            spec.name, spec.id, spec.parent
+        );
+        self.create_link(&op, vlan_message(spec))
+    }
+
+    fn create_dummy(&mut self, name: &str) -> Result<(), Error> {
+        self.create_link(&format!("create dummy {name}"), dummy_message(name))
+    }
+
+    fn set_alias(&mut self, index: u32, alias: &str) -> Result<(), Error> {
+        let mut message = link_by_index_message(index);
+        message
+            .attributes
+            .push(LinkAttribute::IfAlias(alias.to_string()));
+        let op = format!("set alias of link {index}");
+        self.request(&op, RouteNetlinkMessage::SetLink(message), 0)
     }
 
     fn rename_link(&mut self, index: u32, name: &str) -> Result<(), Error> {
@@ -818,6 +950,59 @@ mod tests {
         assert!(!attributes
             .iter()
             .any(|attribute| matches!(attribute, LinkAttribute::NetNsFd(_))));
+    }
+
+    #[test]
+    fn ipvlan_messages_round_trip_every_mode_and_flag() {
+        for mode in [IpvlanMode::L2, IpvlanMode::L3, IpvlanMode::L3s] {
+            for flag in [IpvlanFlag::Bridge, IpvlanFlag::Private, IpvlanFlag::Vepa] {
+                let spec = IpvlanSpec {
+                    name: "ul2".to_string(),
+                    parent: 3,
+                    mode,
+                    flag,
+                    mtu: None,
+                };
+                let message = ipvlan_message(&spec, None);
+                assert!(message.attributes.contains(&LinkAttribute::Link(3)));
+                let link = link_from_message(message).unwrap();
+                assert_eq!(link.kind.as_deref(), Some("ipvlan"));
+                assert_eq!(link.ipvlan, Some((mode, flag)), "{mode:?} {flag:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn vlan_and_dummy_messages() {
+        let spec = VlanSpec {
+            name: "eth0.100".to_string(),
+            parent: 2,
+            id: 100,
+        };
+        let link = link_from_message(vlan_message(&spec)).unwrap();
+        assert_eq!(
+            (link.kind.as_deref(), link.vlan_id, link.parent),
+            (Some("vlan"), Some(100), Some(2))
+        );
+        let dummy = link_from_message(dummy_message("dm-0123")).unwrap();
+        assert_eq!((dummy.kind.as_deref(), dummy.parent), (Some("dummy"), None));
+    }
+
+    #[test]
+    fn an_empty_alias_is_no_alias() {
+        let mut message = dummy_message("d0");
+        message
+            .attributes
+            .push(LinkAttribute::IfAlias(String::new()));
+        assert_eq!(link_from_message(message).unwrap().alias, None);
+        let mut message = dummy_message("d0");
+        message
+            .attributes
+            .push(LinkAttribute::IfAlias("underlay:ab".to_string()));
+        assert_eq!(
+            link_from_message(message).unwrap().alias.as_deref(),
+            Some("underlay:ab")
+        );
     }
 
     #[test]

@@ -19,6 +19,12 @@ pub struct Link {
     pub parent: Option<u32>,
     /// For macvlan links: the mode.
     pub macvlan_mode: Option<MacvlanMode>,
+    /// For ipvlan links: the mode and flag.
+    pub ipvlan: Option<(IpvlanMode, IpvlanFlag)>,
+    /// For 802.1Q links: the VLAN ID.
+    pub vlan_id: Option<u16>,
+    /// `IFLA_IFALIAS`, the free-form description (`ip link set DEV alias TEXT`).
+    pub alias: Option<String>,
 }
 
 /// `MACVLAN_MODE_*`.
@@ -42,6 +48,70 @@ impl MacvlanMode {
             MacvlanMode::Source => "source",
         }
     }
+}
+
+/// `IPVLAN_MODE_*`: where the ipvlan slave's traffic is switched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IpvlanMode {
+    /// Layer 2: ARP and broadcast are shared with the parent's segment.
+    L2,
+    /// Layer 3: the parent routes; no ARP, no broadcast, no multicast.
+    L3,
+    /// Layer 3 with netfilter (conntrack) on the slave's traffic in the default namespace.
+    L3s,
+}
+
+impl IpvlanMode {
+    /// The name used by `ip -d link` and Docker's `ipvlan_mode`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IpvlanMode::L2 => "l2",
+            IpvlanMode::L3 => "l3",
+            IpvlanMode::L3s => "l3s",
+        }
+    }
+}
+
+/// `IPVLAN_F_*`: whether slaves of one parent may talk to each other directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IpvlanFlag {
+    /// Slaves talk to each other inside the host (the default).
+    Bridge,
+    /// Slaves cannot talk to each other.
+    Private,
+    /// Traffic between slaves goes out through the parent to the switch (reflective relay).
+    Vepa,
+}
+
+impl IpvlanFlag {
+    /// The name used by `ip -d link` and Docker's `ipvlan_flag`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IpvlanFlag::Bridge => "bridge",
+            IpvlanFlag::Private => "private",
+            IpvlanFlag::Vepa => "vepa",
+        }
+    }
+}
+
+/// What `create_ipvlan_in` needs. An ipvlan slave always has its parent's MAC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpvlanSpec {
+    pub name: String,
+    /// Index of the parent link in the namespace of the socket that creates the link.
+    pub parent: u32,
+    pub mode: IpvlanMode,
+    pub flag: IpvlanFlag,
+    pub mtu: Option<u32>,
+}
+
+/// What `create_vlan` needs: an 802.1Q sub-interface of `parent` tagged `id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VlanSpec {
+    pub name: String,
+    pub parent: u32,
+    /// VLAN ID, 1..=4094.
+    pub id: u16,
 }
 
 /// What `create_macvlan` needs.

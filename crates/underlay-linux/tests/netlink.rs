@@ -429,3 +429,22 @@ fn kernel_errors_carry_the_kernels_reason() {
         "{text}"
     );
 }
+
+#[test]
+fn alias_is_set_and_read_back_and_survives_a_rename() {
+    let ns = TestNetns::new();
+    let parent = ns.veth("ul-par0", "ul-peer0");
+    let mut nl = ns.netlink();
+    nl.create_macvlan(&spec("ul-mv0", parent, MacvlanMode::Bridge))
+        .expect("create");
+    let index = index_of(&mut nl, "ul-mv0");
+    nl.set_alias(index, "underlay:0123abcd").expect("alias");
+    nl.rename_link(index, "ul-eth0").expect("rename");
+    let link = nl.link_by_name("ul-eth0").expect("get").expect("renamed");
+    assert_eq!(link.alias.as_deref(), Some("underlay:0123abcd"));
+    assert_eq!(ns.link_json("ul-eth0")["ifalias"], "underlay:0123abcd");
+    let listed = nl.links().expect("dump");
+    assert!(listed
+        .iter()
+        .any(|l| l.alias.as_deref() == Some("underlay:0123abcd")));
+}
