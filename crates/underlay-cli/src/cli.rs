@@ -54,6 +54,14 @@ Examples:
     /// Roll back interrupted operations and release endpoints whose namespace is gone.
     #[command(after_help = "Examples:\n  underlay gc")]
     Gc,
+    /// At boot: recreate missing VLAN sub-interfaces and dummy parents, then do what gc does.
+    #[command(after_help = "\
+Run it before container runtimes start (contrib/systemd/underlay-restore.service does).
+Exits 1 when a parent could not be recreated (its trunk or the interface itself is missing).
+
+Examples:
+  underlay restore")]
+    Restore,
     /// Build a self-contained lab from namespaces and run the demo scenario.
     #[command(
         subcommand,
@@ -89,13 +97,21 @@ pub enum NetworkCommand {
     /// Create a network.
     #[command(after_help = "\
 Options (-o):
-  parent=IFNAME          the host interface the network is bridged onto (required)
-  macvlan_mode=MODE      bridge (default), private, vepa or passthru
+  parent=IFNAME          the host interface the network hangs off; IFNAME.VID is an 802.1Q
+                         sub-interface, created when missing (and deleted with the last network
+                         using it). Without a parent, an --internal network gets a dummy.
+  vlan=VID               with parent=TRUNK: use the sub-interface TRUNK.VID (1..4094); a name
+                         over 15 bytes is shortened by cutting TRUNK
+  macvlan_mode=MODE      macvlan: bridge (default), private, vepa or passthru
+  ipvlan_mode=MODE       ipvlan: l2 (default), l3 or l3s (routed: no gateway needed)
+  ipvlan_flag=FLAG       ipvlan: bridge (default), private or vepa
   mtu=N                  MTU of container links (68..65535, at most the parent's)
   metric=N               metric of the containers' default routes (0..4294967295)
 
 Examples:
   underlay network create -d macvlan --subnet 192.0.2.0/24 --gateway 192.0.2.1 -o parent=eth0 lan
+  underlay network create -d macvlan --subnet 192.0.2.0/24 -o parent=eth0.100 vlan100
+  underlay network create -d ipvlan --subnet 192.0.2.0/24 -o parent=eth0 -o ipvlan_mode=l3 routed
   underlay network create --subnet 192.0.2.0/24 --ip-range 192.0.2.128/25 \\
       --aux-address router2=192.0.2.2 --ipv6 --subnet 2001:db8:babe:cafe::/64 \\
       -o parent=eth0 -o metric=100 lan6")]
@@ -131,7 +147,7 @@ Examples:
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Driver: macvlan.
+    /// Driver: macvlan or ipvlan.
     #[arg(long, short = 'd', default_value = "macvlan")]
     pub driver: String,
     /// Subnet in CIDR form; one IPv4 and/or one IPv6.

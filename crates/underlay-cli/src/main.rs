@@ -30,6 +30,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Connect(args) => commands::endpoint::connect(&cli.state_dir, args),
         Command::Disconnect(args) => commands::endpoint::disconnect(&cli.state_dir, args),
         Command::Gc => commands::endpoint::gc(&cli.state_dir),
+        Command::Restore => commands::endpoint::restore(&cli.state_dir),
         Command::Lab(cmd) => lab::run(cmd),
         Command::Completions { shell } => commands::docs::completions(shell),
         Command::Man { dir } => commands::docs::man(&dir),

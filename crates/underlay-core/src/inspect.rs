@@ -34,10 +34,10 @@ pub fn inspect_json(state: &State, net: &Network) -> Result<Value, Error> {
 }
 
 fn ipam_config_json(config: &IpConfig) -> Value {
-    let mut out = json!({
-        "Subnet": config.subnet.to_string(),
-        "Gateway": config.gateway.to_string(),
-    });
+    let mut out = json!({ "Subnet": config.subnet.to_string() });
+    if let Some(gateway) = config.gateway {
+        out["Gateway"] = json!(gateway.to_string());
+    }
     if let Some(range) = config.ip_range {
         out["IPRange"] = json!(range.to_string());
     }
@@ -71,7 +71,7 @@ pub fn list_json(state: &State, net: &Network) -> Result<Value, Error> {
         "Name": spec.name,
         "ID": &net.id[..12],
         "Driver": spec.driver.name(),
-        "Parent": spec.parent.as_str(),
+        "Parent": net.parent_name().as_str(),
         "Subnets": spec.ip_configs().map(|(_, c)| c.subnet.to_string()).collect::<Vec<_>>(),
         "Endpoints": state.endpoints(&net.id)?.len(),
         "Internal": spec.internal,

@@ -5,22 +5,24 @@
 //! call one [`Engine`] method and map the [`Error`] to their own protocol. Nothing here names a
 //! front-end.
 
+mod attach;
 pub mod crash;
 mod engine;
 mod error;
 mod inspect;
 mod model;
 mod names;
+mod parents;
 mod plumbing;
 mod recover;
 mod request;
 mod state;
 mod target;
 
-pub use engine::{Engine, GcReport};
+pub use engine::{Engine, RepairReport};
 pub use error::Error;
 pub use inspect::{inspect_json, list_json};
-pub use model::{Driver, Endpoint, Family, IpConfig, Network, NetworkSpec, Phase};
+pub use model::{Driver, Endpoint, Family, IpConfig, Network, NetworkSpec, Parent, Phase};
 pub use names::{IfName, MacAddr};
 pub use request::{Connect, CreateNetwork, Disconnect};
 pub use state::{State, DEFAULT_STATE_DIR};

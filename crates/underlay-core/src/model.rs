@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 use underlay_ipam::{Pool, Subnet};
-use underlay_linux::MacvlanMode;
+use underlay_linux::{IpvlanFlag, IpvlanMode, MacvlanMode};
 
 use crate::{IfName, MacAddr};
 
@@ -48,21 +48,56 @@ pub enum Driver {
         #[serde(with = "macvlan_mode_name")]
         mode: MacvlanMode,
     },
+    Ipvlan {
+        #[serde(with = "ipvlan_names::mode")]
+        mode: IpvlanMode,
+        #[serde(with = "ipvlan_names::flag")]
+        flag: IpvlanFlag,
+    },
 }
 
 impl Driver {
     pub fn name(&self) -> &'static str {
         match self {
             Driver::Macvlan { .. } => "macvlan",
+            Driver::Ipvlan { .. } => "ipvlan",
         }
     }
+
+    /// ipvlan L3 and L3S route through the device: no ARP, no gateway needed.
+    pub fn routes_via_device(&self) -> bool {
+        matches!(
+            self,
+            Driver::Ipvlan {
+                mode: IpvlanMode::L3 | IpvlanMode::L3s,
+                ..
+            }
+        )
+    }
+}
+
+/// The host interface a network's links hang off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Parent {
+    /// An existing interface, used as it is.
+    Link { name: IfName },
+    /// An 802.1Q sub-interface `name` of `trunk` tagged `id`, created when missing.
+    Vlan {
+        name: IfName,
+        trunk: IfName,
+        id: u16,
+    },
+    /// A dummy link owned by the network (`--internal` with no parent, as Docker does).
+    Dummy,
 }
 
 /// Addressing of one family of a network (Docker's `IPAM.Config[]` entry).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpConfig {
     pub subnet: Subnet,
-    pub gateway: IpAddr,
+    /// `None` on ipvlan L3/L3S networks given no `--gateway`: they route through the device.
+    pub gateway: Option<IpAddr>,
     pub ip_range: Option<Subnet>,
     /// Named addresses that are reserved and never handed out (`--aux-address`).
     pub aux_addresses: BTreeMap<String, IpAddr>,
@@ -73,7 +108,7 @@ pub struct IpConfig {
 pub struct NetworkSpec {
     pub name: String,
     pub driver: Driver,
-    pub parent: IfName,
+    pub parent: Parent,
     pub ipv4: Option<IpConfig>,
     pub ipv6: Option<IpConfig>,
     pub mtu: Option<u32>,
@@ -116,6 +151,15 @@ pub struct Network {
 impl Network {
     pub fn name(&self) -> &str {
         &self.spec.name
+    }
+
+    /// The parent interface's name; a dummy parent is `dm-` + 12 characters of the ID, as
+    /// Docker names it.
+    pub fn parent_name(&self) -> IfName {
+        match &self.spec.parent {
+            Parent::Link { name } | Parent::Vlan { name, .. } => name.clone(),
+            Parent::Dummy => IfName::new_unchecked(format!("dm-{}", &self.id[..12])),
+        }
     }
 
     /// The IPAM pool of one family (`<network id>/v4`).
@@ -165,12 +209,20 @@ pub struct Endpoint {
     pub ifname: IfName,
     /// Name the link is created under before it is renamed inside the netns.
     pub tmp_ifname: IfName,
+    /// The link's MAC (for ipvlan: the parent's, which all its slaves share).
     pub mac: MacAddr,
     pub ipv4: Option<IpAddr>,
     pub ipv6: Option<IpAddr>,
 }
 
 impl Endpoint {
+    /// The alias (`IFLA_IFALIAS`) that marks the endpoint's link as underlay's: with the
+    /// temporary name, the only thing teardown and recovery trust (ipvlan slaves share their
+    /// parent's MAC, and a user may own an interface of the same name).
+    pub fn link_alias(&self) -> String {
+        format!("underlay:{}", self.id)
+    }
+
     pub fn address(&self, family: Family) -> Option<IpAddr> {
         match family {
             Family::V4 => self.ipv4,
@@ -205,4 +257,51 @@ pub(crate) fn parse_macvlan_mode(name: &str) -> Option<MacvlanMode> {
     ]
     .into_iter()
     .find(|m| m.as_str() == name)
+}
+
+/// `IpvlanMode` and `IpvlanFlag` are kernel-boundary types; store them by their `ip link` names.
+mod ipvlan_names {
+    pub mod mode {
+        use serde::{Deserialize, Deserializer, Serializer};
+        use underlay_linux::IpvlanMode;
+
+        pub fn serialize<S: Serializer>(mode: &IpvlanMode, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(mode.as_str())
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<IpvlanMode, D::Error> {
+            let name = String::deserialize(d)?;
+            crate::model::parse_ipvlan_mode(&name)
+                .ok_or_else(|| serde::de::Error::custom(format!("unknown ipvlan mode {name:?}")))
+        }
+    }
+
+    pub mod flag {
+        use serde::{Deserialize, Deserializer, Serializer};
+        use underlay_linux::IpvlanFlag;
+
+        pub fn serialize<S: Serializer>(flag: &IpvlanFlag, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(flag.as_str())
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<IpvlanFlag, D::Error> {
+            let name = String::deserialize(d)?;
+            crate::model::parse_ipvlan_flag(&name)
+                .ok_or_else(|| serde::de::Error::custom(format!("unknown ipvlan flag {name:?}")))
+        }
+    }
+}
+
+/// Docker's `ipvlan_mode` values.
+pub(crate) fn parse_ipvlan_mode(name: &str) -> Option<IpvlanMode> {
+    [IpvlanMode::L2, IpvlanMode::L3, IpvlanMode::L3s]
+        .into_iter()
+        .find(|m| m.as_str() == name)
+}
+
+/// Docker's `ipvlan_flag` values.
+pub(crate) fn parse_ipvlan_flag(name: &str) -> Option<IpvlanFlag> {
+    [IpvlanFlag::Bridge, IpvlanFlag::Private, IpvlanFlag::Vepa]
+        .into_iter()
+        .find(|f| f.as_str() == name)
 }

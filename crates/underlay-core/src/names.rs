@@ -17,6 +17,12 @@ impl IfName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// For names built by underlay itself that are valid by construction.
+    pub(crate) fn new_unchecked(name: String) -> IfName {
+        debug_assert!(name.parse::<IfName>().is_ok(), "{name}");
+        IfName(name)
+    }
 }
 
 impl FromStr for IfName {

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use underlay_linux::{IpNet, Kernel, Link, MacvlanSpec, Netlink, Route};
+use underlay_linux::{IpNet, IpvlanSpec, Kernel, Link, MacvlanSpec, Netlink, Route};
 
 use crate::crash::crash_point;
 use crate::{Driver, Endpoint, Error, Family, Network};
@@ -19,26 +19,18 @@ pub(crate) fn plumb<K: Kernel>(
     ep: &Endpoint,
     parent: &Link,
 ) -> Result<(), Error> {
-    let Driver::Macvlan { mode } = net.spec.driver;
-    let spec = MacvlanSpec {
-        name: ep.tmp_ifname.to_string(),
-        parent: parent.index,
-        mode,
-        mac: Some(ep.mac.0),
-        mtu: net.spec.mtu,
-    };
-    // Created straight inside the container's netns: it never shows up in the host's, so a
-    // crash cannot leave it there, and two attaches cannot race for a host-side name.
-    kernel
-        .create_macvlan_in(&spec, ns)
-        .map_err(Error::kernel(format!(
-            "creating macvlan {} on parent {}",
-            spec.name, parent.name
-        )))?;
+    create_child_link(kernel, ns, net, ep, parent)?;
     crash_point("attach-link-created");
     let index = link_named(nl, ep.tmp_ifname.as_str())?
-        .ok_or_else(|| Error::Io(format!("macvlan {} vanished after creation", ep.tmp_ifname)))?
+        .ok_or_else(|| Error::Io(format!("{} vanished after creation", ep.tmp_ifname)))?
         .index;
+    // Marked before it loses its unique temporary name: from here on the alias is what
+    // proves the link is this endpoint's.
+    nl.set_alias(index, &ep.link_alias())
+        .map_err(Error::kernel(format!(
+            "marking {} in netns {}",
+            ep.tmp_ifname, ep.netns
+        )))?;
     nl.rename_link(index, ep.ifname.as_str())
         .map_err(Error::kernel(format!(
             "renaming {} to {} in netns {}",
@@ -54,6 +46,54 @@ pub(crate) fn plumb<K: Kernel>(
     configure_addresses(nl, index, net, ep)?;
     crash_point("attach-configured");
     Ok(())
+}
+
+/// Creates the endpoint's macvlan or ipvlan straight inside the container's netns: it never
+/// shows up in the host's, so a crash cannot leave it there, and two attaches cannot race for a
+/// host-side name.
+fn create_child_link<K: Kernel>(
+    kernel: &mut K,
+    ns: &K::Ns,
+    net: &Network,
+    ep: &Endpoint,
+    parent: &Link,
+) -> Result<(), Error> {
+    let name = ep.tmp_ifname.to_string();
+    let mtu = net.spec.mtu;
+    let created = match net.spec.driver {
+        Driver::Macvlan { mode } => {
+            let spec = MacvlanSpec {
+                name,
+                parent: parent.index,
+                mode,
+                mac: Some(ep.mac.0),
+                mtu,
+            };
+            kernel.create_macvlan_in(&spec, ns)
+        }
+        Driver::Ipvlan { mode, flag } => {
+            let spec = IpvlanSpec {
+                name,
+                parent: parent.index,
+                mode,
+                flag,
+                mtu,
+            };
+            kernel.create_ipvlan_in(&spec, ns)
+        }
+    };
+    created.map_err(|e| {
+        // One rx handler per interface: a parent already serving macvlan cannot serve ipvlan
+        // (and vice versa), nor can a bridge or bond port.
+        if e.errno() == Some(nix::errno::Errno::EBUSY as i32) {
+            return Error::Conflict(format!(
+                "the kernel refused a {} link on parent {}: it already carries links of another kind or is a bridge or bond port",
+                net.spec.driver.name(),
+                parent.name
+            ));
+        }
+        Error::kernel(format!("creating {} {} on parent {}", net.spec.driver.name(), ep.tmp_ifname, parent.name))(e)
+    })
 }
 
 /// `arp_notify` / `ndisc_notify` make the kernel send a gratuitous ARP and an unsolicited
@@ -106,24 +146,26 @@ fn configure_addresses<N: Netlink>(
         return Ok(());
     }
     for (family, config) in net.spec.ip_configs() {
-        if ep.address(family).is_some() {
-            let route = default_route(family, config.gateway, index, net.spec.metric);
-            nl.add_route(&route)
-                .map_err(|e| route_error(e, family, net, ep, config.gateway))?;
+        if ep.address(family).is_none() {
+            continue;
         }
+        // ipvlan L3/L3S: a device route, as Docker does (the parent routes, there is no ARP).
+        let route = if net.spec.driver.routes_via_device() {
+            default_route(family, None, index, net.spec.metric)
+        } else if let Some(gateway) = config.gateway {
+            default_route(family, Some(gateway), index, net.spec.metric)
+        } else {
+            continue;
+        };
+        nl.add_route(&route)
+            .map_err(|e| route_error(e, family, net, ep))?;
     }
     Ok(())
 }
 
 /// A second network in the same netns with the same metric collides with the first one's
 /// default route (the kernel keys IPv4 routes on prefix and metric): say how to fix it.
-fn route_error(
-    err: underlay_linux::Error,
-    family: Family,
-    net: &Network,
-    ep: &Endpoint,
-    gateway: IpAddr,
-) -> Error {
+fn route_error(err: underlay_linux::Error, family: Family, net: &Network, ep: &Endpoint) -> Error {
     if err.errno() == Some(nix::errno::Errno::EEXIST as i32) {
         return Error::Conflict(format!(
             "netns {} already has an {} default route with metric {}: give network {} another metric (-o metric=N) or make it --internal",
@@ -134,12 +176,14 @@ fn route_error(
         ));
     }
     Error::kernel(format!(
-        "adding default route via {gateway} (metric {}) in netns {}",
-        net.spec.metric, ep.netns
+        "adding the {} default route (metric {}) in netns {}",
+        family.name(),
+        net.spec.metric,
+        ep.netns
     ))(err)
 }
 
-fn default_route(family: Family, gateway: IpAddr, oif: u32, metric: u32) -> Route {
+fn default_route(family: Family, gateway: Option<IpAddr>, oif: u32, metric: u32) -> Route {
     let any: IpAddr = match family {
         Family::V4 => IpAddr::from([0u8; 4]),
         Family::V6 => IpAddr::from([0u8; 16]),
@@ -149,7 +193,7 @@ fn default_route(family: Family, gateway: IpAddr, oif: u32, metric: u32) -> Rout
             addr: any,
             prefix: 0,
         },
-        gateway: Some(gateway),
+        gateway,
         oif,
         metric,
     }
@@ -164,8 +208,9 @@ pub(crate) enum LinkState {
     Present,
 }
 
-/// Deletes the endpoint's link if it still exists (under its final or its temporary name, and
-/// only if it carries the endpoint's MAC: a user's own interface of that name is left alone).
+/// Deletes the endpoint's link if it still exists, under its final or its temporary name, and
+/// only if it is the endpoint's (its alias or its unique temporary name says so): a user's own
+/// interface of the same name is left alone.
 pub(crate) fn delete_endpoint_link<K: Kernel>(
     kernel: &mut K,
     ep: &Endpoint,
@@ -179,7 +224,7 @@ pub(crate) fn delete_endpoint_link<K: Kernel>(
 pub(crate) fn delete_link_in<N: Netlink>(nl: &mut N, ep: &Endpoint) -> Result<LinkState, Error> {
     let mut state = LinkState::Missing;
     for name in [&ep.ifname, &ep.tmp_ifname] {
-        if let Some(link) = link_named(nl, name.as_str())?.filter(|l| l.mac == Some(ep.mac.0)) {
+        if let Some(link) = link_named(nl, name.as_str())?.filter(|l| is_endpoint_link(l, ep)) {
             nl.delete_link(link.index).map_err(Error::kernel(format!(
                 "deleting {} in netns {}",
                 link.name, ep.netns
@@ -190,7 +235,7 @@ pub(crate) fn delete_link_in<N: Netlink>(nl: &mut N, ep: &Endpoint) -> Result<Li
     Ok(state)
 }
 
-/// Whether the endpoint's link still exists (under any name, matched by MAC).
+/// Whether the endpoint's link still exists (under any name).
 pub(crate) fn endpoint_link_state<K: Kernel>(
     kernel: &mut K,
     ep: &Endpoint,
@@ -202,11 +247,15 @@ pub(crate) fn endpoint_link_state<K: Kernel>(
         "listing links in netns {}",
         ep.netns
     )))?;
-    Ok(if links.iter().any(|l| l.mac == Some(ep.mac.0)) {
+    Ok(if links.iter().any(|l| is_endpoint_link(l, ep)) {
         LinkState::Present
     } else {
         LinkState::Missing
     })
+}
+
+fn is_endpoint_link(link: &Link, ep: &Endpoint) -> bool {
+    link.alias.as_deref() == Some(ep.link_alias().as_str()) || link.name == ep.tmp_ifname.as_str()
 }
 
 /// A netlink socket in the endpoint's netns, if the same netns is still at its path.

@@ -7,6 +7,7 @@
 
 use underlay_linux::Kernel;
 
+use crate::parents::release_unused_parents;
 use crate::plumbing::delete_endpoint_link;
 use crate::{Endpoint, Error, State};
 
@@ -27,6 +28,9 @@ pub(crate) fn recover<K: Kernel>(
                 tracing::warn!(endpoint = %ep.name, error = %e, "could not roll back an interrupted operation yet")
             }
         }
+    }
+    if let Err(e) = release_unused_parents(kernel, state) {
+        tracing::warn!(error = %e, "could not release unused parent interfaces yet");
     }
     Ok(cleaned)
 }

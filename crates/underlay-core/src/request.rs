@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use underlay_ipam::{Pool, Subnet};
-use underlay_linux::MacvlanMode;
+use underlay_linux::{IpvlanFlag, IpvlanMode, MacvlanMode};
 
-use crate::model::parse_macvlan_mode;
-use crate::{Driver, Error, Family, IfName, IpConfig, MacAddr, NetworkSpec};
+use crate::model::{parse_ipvlan_flag, parse_ipvlan_mode, parse_macvlan_mode};
+use crate::{Driver, Error, Family, IfName, IpConfig, MacAddr, NetworkSpec, Parent};
 
 /// `network create`, with every value still as text.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -50,7 +50,15 @@ pub struct Disconnect {
     pub target: String,
 }
 
-const MACVLAN_OPTIONS: &[&str] = &["parent", "macvlan_mode", "mtu", "metric"];
+const MACVLAN_OPTIONS: &[&str] = &["parent", "vlan", "macvlan_mode", "mtu", "metric"];
+const IPVLAN_OPTIONS: &[&str] = &[
+    "parent",
+    "vlan",
+    "ipvlan_mode",
+    "ipvlan_flag",
+    "mtu",
+    "metric",
+];
 
 impl CreateNetwork {
     /// Checks every value and builds the network definition.
@@ -58,11 +66,11 @@ impl CreateNetwork {
         check_network_name(&self.name)?;
         let options = parse_pairs("-o", &self.options)?;
         let driver = self.driver(&options)?;
-        let (ipv4, ipv6) = self.ip_configs()?;
+        let (ipv4, ipv6) = self.ip_configs(&driver)?;
         Ok(NetworkSpec {
             name: self.name.clone(),
+            parent: self.parent(&driver, &options)?,
             driver,
-            parent: parent_option(&options)?,
             ipv4,
             ipv6,
             mtu: options.get("mtu").map(|v| parse_mtu(v)).transpose()?,
@@ -78,33 +86,92 @@ impl CreateNetwork {
     }
 
     fn driver(&self, options: &BTreeMap<String, String>) -> Result<Driver, Error> {
-        if self.driver != "macvlan" {
-            return Err(Error::invalid(format!(
-                "unknown driver {:?} (supported: macvlan)",
-                self.driver
-            )));
-        }
-        if let Some(key) = options
-            .keys()
-            .find(|k| !MACVLAN_OPTIONS.contains(&k.as_str()))
-        {
-            return Err(Error::invalid(format!(
-                "unknown option {key:?} for the macvlan driver (known: {})",
-                MACVLAN_OPTIONS.join(", ")
-            )));
-        }
-        let mode = match options.get("macvlan_mode") {
-            None => MacvlanMode::Bridge,
-            Some(m) => parse_macvlan_mode(m).ok_or_else(|| {
-                Error::invalid(format!(
-                    "invalid macvlan_mode {m:?} (use bridge, private, vepa or passthru)"
-                ))
-            })?,
+        let known = match self.driver.as_str() {
+            "macvlan" => MACVLAN_OPTIONS,
+            "ipvlan" => IPVLAN_OPTIONS,
+            other => {
+                return Err(Error::invalid(format!(
+                    "unknown driver {other:?} (supported: macvlan, ipvlan)"
+                )))
+            }
         };
-        Ok(Driver::Macvlan { mode })
+        if let Some(key) = options.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(Error::invalid(format!(
+                "unknown option {key:?} for the {} driver (known: {})",
+                self.driver,
+                known.join(", ")
+            )));
+        }
+        let option = |key: &str| options.get(key).map(String::as_str);
+        Ok(match self.driver.as_str() {
+            "macvlan" => Driver::Macvlan {
+                mode: parse_option(
+                    option("macvlan_mode"),
+                    MacvlanMode::Bridge,
+                    parse_macvlan_mode,
+                    "macvlan_mode",
+                    "bridge, private, vepa or passthru",
+                )?,
+            },
+            _ => Driver::Ipvlan {
+                mode: parse_option(
+                    option("ipvlan_mode"),
+                    IpvlanMode::L2,
+                    parse_ipvlan_mode,
+                    "ipvlan_mode",
+                    "l2, l3 or l3s",
+                )?,
+                flag: parse_option(
+                    option("ipvlan_flag"),
+                    IpvlanFlag::Bridge,
+                    parse_ipvlan_flag,
+                    "ipvlan_flag",
+                    "bridge, private or vepa",
+                )?,
+            },
+        })
     }
 
-    fn ip_configs(&self) -> Result<(Option<IpConfig>, Option<IpConfig>), Error> {
+    /// `-o parent=eth0`, `-o parent=eth0.100`, `-o parent=eth0 -o vlan=100`, or nothing for an
+    /// `--internal` network (which then gets a dummy parent of its own).
+    fn parent(&self, driver: &Driver, options: &BTreeMap<String, String>) -> Result<Parent, Error> {
+        let vlan = options
+            .get("vlan")
+            .map(|v| parse_vlan_id(v, "-o vlan"))
+            .transpose()?;
+        let Some(given) = options.get("parent") else {
+            return match (vlan, self.internal) {
+                (Some(_), _) => Err(Error::invalid("-o vlan needs the trunk interface: -o parent=IFNAME")),
+                (None, true) => Ok(Parent::Dummy),
+                (None, false) => Err(Error::invalid(format!(
+                    "{} networks need a parent interface: -o parent=IFNAME (or --internal for a network without one)",
+                    driver.name()
+                ))),
+            };
+        };
+        let name: IfName = given
+            .parse()
+            .map_err(|e| Error::invalid(format!("invalid parent: {e}")))?;
+        if let Some(id) = vlan {
+            return Ok(Parent::Vlan {
+                name: vlan_link_name(&name, id),
+                trunk: name,
+                id,
+            });
+        }
+        match split_vlan_name(given) {
+            Some((trunk, id)) => Ok(Parent::Vlan {
+                trunk: trunk
+                    .parse()
+                    .map_err(|e| Error::invalid(format!("invalid parent: {e}")))?,
+                id: parse_vlan_id(id, &format!("parent {given}"))?,
+                name,
+            }),
+            None => Ok(Parent::Link { name }),
+        }
+    }
+
+    fn ip_configs(&self, driver: &Driver) -> Result<(Option<IpConfig>, Option<IpConfig>), Error> {
         let subnets = self.subnets_by_family()?;
         if subnets.is_empty() {
             return Err(Error::invalid("a network needs at least one --subnet"));
@@ -136,6 +203,7 @@ impl CreateNetwork {
                 gateways.get(&key).copied(),
                 ranges.get(&key).copied(),
                 aux.get(&key).cloned().unwrap_or_default(),
+                driver,
             )
         });
         let first = configs.next().transpose()?;
@@ -234,20 +302,23 @@ fn ip_config(
     gateway: Option<IpAddr>,
     ip_range: Option<Subnet>,
     aux_addresses: BTreeMap<String, IpAddr>,
+    driver: &Driver,
 ) -> Result<IpConfig, Error> {
     let whole = Pool::new("check", subnet, None)?;
     Pool::new("check", subnet, ip_range)?;
-    // Docker's default gateway: the first usable address of the subnet.
     let gateway = match gateway {
         Some(gw) => {
             whole
                 .check_static(gw)
                 .map_err(|e| Error::invalid(format!("invalid gateway: {e}")))?;
-            gw
+            Some(gw)
         }
-        None => subnet.nth(whole.window().map_or(0, |(lo, _)| lo)),
+        // Routed through the device: no gateway unless the user names one.
+        None if driver.routes_via_device() => None,
+        // Docker's default gateway: the first usable address of the subnet.
+        None => Some(subnet.nth(whole.window().map_or(0, |(lo, _)| lo))),
     };
-    if let Some((name, ip)) = aux_addresses.iter().find(|(_, ip)| **ip == gateway) {
+    if let Some((name, ip)) = aux_addresses.iter().find(|(_, ip)| Some(**ip) == gateway) {
         return Err(Error::invalid(format!(
             "aux address {name}={ip} is the gateway"
         )));
@@ -321,13 +392,49 @@ fn parse_pairs(flag: &str, pairs: &[String]) -> Result<BTreeMap<String, String>,
     Ok(out)
 }
 
-fn parent_option(options: &BTreeMap<String, String>) -> Result<IfName, Error> {
-    let parent = options.get("parent").ok_or_else(|| {
-        Error::invalid("macvlan networks need a parent interface: -o parent=IFNAME")
-    })?;
-    parent
-        .parse()
-        .map_err(|e| Error::invalid(format!("invalid parent: {e}")))
+/// An option value that must be one of a few names; `default` when absent.
+fn parse_option<T>(
+    given: Option<&str>,
+    default: T,
+    parse: fn(&str) -> Option<T>,
+    key: &str,
+    choices: &str,
+) -> Result<T, Error> {
+    match given {
+        None => Ok(default),
+        Some(value) => parse(value)
+            .ok_or_else(|| Error::invalid(format!("invalid {key} {value:?} (use {choices})"))),
+    }
+}
+
+/// 802.1Q IDs 0 and 4095 are reserved.
+fn parse_vlan_id(text: &str, what: &str) -> Result<u16, Error> {
+    match text.parse::<u16>() {
+        Ok(id) if (1..=4094).contains(&id) => Ok(id),
+        _ => Err(Error::invalid(format!(
+            "invalid VLAN ID {text:?} in {what}: expected 1 to 4094"
+        ))),
+    }
+}
+
+/// `eth0.100` → (`eth0`, `100`): a parent name whose last dot is followed by digits only.
+fn split_vlan_name(name: &str) -> Option<(&str, &str)> {
+    let (trunk, id) = name.rsplit_once('.')?;
+    (!trunk.is_empty() && !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+        .then_some((trunk, id))
+}
+
+/// `<trunk>.<id>`, as `ip link` and Docker name VLAN sub-interfaces. When that exceeds the
+/// kernel's 15 bytes, the trunk name is cut so that `.<id>` still fits:
+/// `enp0s31f6long` + VLAN 4094 → `enp0s31f6l.4094`.
+pub(crate) fn vlan_link_name(trunk: &IfName, id: u16) -> IfName {
+    let suffix = format!(".{id}");
+    let room = 15 - suffix.len();
+    let mut cut = trunk.as_str().len().min(room);
+    while !trunk.as_str().is_char_boundary(cut) {
+        cut -= 1;
+    }
+    IfName::new_unchecked(format!("{}{suffix}", &trunk.as_str()[..cut]))
 }
 
 fn parse_mtu(text: &str) -> Result<u32, Error> {

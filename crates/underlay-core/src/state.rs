@@ -43,6 +43,12 @@ CREATE TABLE IF NOT EXISTS endpoints (
     UNIQUE (network_id, name)
 );
 CREATE INDEX IF NOT EXISTS endpoints_phase ON endpoints (phase);
+-- Parent links underlay created (VLAN sub-interfaces, dummies): deleted with the last network
+-- that uses them, and only these. Written before the link is created (see docs/state.md).
+CREATE TABLE IF NOT EXISTS owned_parents (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL
+);
 ";
 
 /// The state database of one state directory.
@@ -139,7 +145,9 @@ impl State {
             let pool = net
                 .pool(family)
                 .ok_or_else(|| Error::State("pool without config".into()))?;
-            reserve_in_subnet(&mut store, &pool, config.gateway, "the gateway")?;
+            if let Some(gateway) = config.gateway {
+                reserve_in_subnet(&mut store, &pool, gateway, "the gateway")?;
+            }
             for (name, ip) in &config.aux_addresses {
                 reserve_in_subnet(&mut store, &pool, *ip, &format!("aux address {name}"))
                     .map_err(|e| Error::invalid(e.to_string()))?;
@@ -282,6 +290,38 @@ impl State {
             .query_row([id], network_from_row)
             .optional()?
             .transpose()
+    }
+
+    /// Whether underlay created the parent link `name`.
+    pub fn is_owned_parent(&self, name: &str) -> Result<bool, Error> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM owned_parents WHERE name = ?1")?
+            .exists([name])?)
+    }
+
+    /// Records that underlay is about to create the parent link `name` (`vlan` or `dummy`).
+    pub fn insert_owned_parent(&mut self, name: &str, kind: &str) -> Result<(), Error> {
+        self.conn
+            .prepare_cached("INSERT OR IGNORE INTO owned_parents (name, kind) VALUES (?1, ?2)")?
+            .execute([name, kind])?;
+        Ok(())
+    }
+
+    pub fn delete_owned_parent(&mut self, name: &str) -> Result<(), Error> {
+        self.conn
+            .prepare_cached("DELETE FROM owned_parents WHERE name = ?1")?
+            .execute([name])?;
+        Ok(())
+    }
+
+    /// Every parent link underlay created: (name, kind).
+    pub fn owned_parents(&self) -> Result<Vec<(String, String)>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name, kind FROM owned_parents ORDER BY name")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Every reservation of a network's pool (for `inspect` and the invariant checks).

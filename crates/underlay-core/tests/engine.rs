@@ -106,7 +106,8 @@ fn connect_plumbs_the_link_in_order() {
     assert_eq!(
         order,
         [
-            "create_macvlan",
+            "create_child",
+            "set_alias",
             "rename_link",
             "sysctls",
             "add_address",
@@ -131,7 +132,8 @@ fn internal_networks_get_no_default_route() {
 #[test]
 fn a_failure_at_any_kernel_step_leaves_nothing_behind() {
     for verb in [
-        "create_macvlan",
+        "create_child",
+        "set_alias",
         "rename_link",
         "sysctls",
         "add_address",
@@ -312,7 +314,7 @@ fn disconnect_succeeds_when_the_netns_is_gone() {
 }
 
 #[test]
-fn a_user_interface_with_our_name_but_another_mac_is_never_deleted() {
+fn a_user_interface_with_our_name_but_not_our_alias_is_never_deleted() {
     let mut f = fixture(&["/run/netns/c1"]);
     f.engine.create_network(&lan(&[])).unwrap();
     f.engine.connect(&connect("c1")).unwrap();
@@ -427,7 +429,7 @@ fn the_next_command_rolls_back_an_attach_whose_rollback_failed() {
     f.world.borrow_mut().fail = vec!["add_route", "delete_link"];
     let err = f.engine.connect(&connect("c1")).unwrap_err().to_string();
     assert!(
-        err.contains("adding default route") && err.contains("deleting eth0"),
+        err.contains("IPv4 default route") && err.contains("deleting eth0"),
         "{err}"
     );
     assert_eq!(f.world.borrow().link_names("/run/netns/c1"), ["eth0"]);

@@ -1,6 +1,6 @@
 //! Request validation is pure: every bad value is named, and nothing else is consulted.
 
-use underlay_core::{Connect, CreateNetwork, Error};
+use underlay_core::{Connect, CreateNetwork, Driver, Error, Parent};
 
 fn base() -> CreateNetwork {
     CreateNetwork {
@@ -28,7 +28,7 @@ fn defaults_follow_docker() {
     let spec = base().validate().unwrap();
     let v4 = spec.ipv4.unwrap();
     assert_eq!(
-        v4.gateway.to_string(),
+        v4.gateway.unwrap().to_string(),
         "198.51.100.1",
         "first address is the default gateway"
     );
@@ -58,7 +58,7 @@ fn every_bad_value_is_named() {
         (Box::new(|r| r.subnets.push("2001:db8::/64".into())), "IPv6 subnet 2001:db8::/64 needs --ipv6"),
         (Box::new(|r| r.ipv6 = true), "--ipv6 needs an IPv6 --subnet"),
         (Box::new(|r| r.subnets.push("203.0.113.0/24".into())), "only one IPv4 subnet per network is supported (got 198.51.100.0/24, 203.0.113.0/24)"),
-        (Box::new(|r| r.options.push("colour=blue".into())), "unknown option \"colour\" for the macvlan driver (known: parent, macvlan_mode, mtu, metric)"),
+        (Box::new(|r| r.options.push("colour=blue".into())), "unknown option \"colour\" for the macvlan driver (known: parent, vlan, macvlan_mode, mtu, metric)"),
         (Box::new(|r| r.options.push("metric=4294967296".into())), "invalid metric \"4294967296\": expected a number from 0 to 4294967295"),
         (Box::new(|r| r.options.push("metric=-1".into())), "invalid metric \"-1\""),
         (Box::new(|r| r.options.push("mtu=67".into())), "invalid mtu \"67\""),
@@ -68,7 +68,7 @@ fn every_bad_value_is_named() {
         (Box::new(|r| r.options = vec!["parent=eth/0".into()]), "may not contain '/'"),
         (Box::new(|r| r.options.push("parent=eth1".into())), "-o parent is given twice"),
         (Box::new(|r| r.options.push("novalue".into())), "invalid -o \"novalue\": expected KEY=VALUE"),
-        (Box::new(|r| r.driver = "bridge".into()), "unknown driver \"bridge\" (supported: macvlan)"),
+        (Box::new(|r| r.driver = "bridge".into()), "unknown driver \"bridge\" (supported: macvlan, ipvlan)"),
         (Box::new(|r| r.name = "-lan".into()), "invalid network name \"-lan\""),
         (Box::new(|r| r.aux_addresses = vec!["r2=203.0.113.2".into()]), "aux address r2=203.0.113.2 is not in any subnet"),
         (Box::new(|r| r.aux_addresses = vec!["r2=198.51.100.1".into()]), "aux address r2=198.51.100.1 is the gateway"),
@@ -104,4 +104,122 @@ fn connect_flags_are_checked_on_their_own() {
     assert!(bad(|r| r.ifname = Some("a23456789abcdefg".into())).contains("16 bytes long"));
     assert!(bad(|r| r.mac = Some("zz".into())).contains("invalid MAC address \"zz\""));
     assert!(bad(|r| r.name = Some("bad name".into())).contains("invalid endpoint name"));
+}
+
+fn spec_with(
+    driver: &str,
+    options: &[&str],
+    internal: bool,
+) -> Result<underlay_core::NetworkSpec, Error> {
+    CreateNetwork {
+        name: "n".into(),
+        driver: driver.into(),
+        subnets: vec!["198.51.100.0/24".into()],
+        options: options.iter().map(|s| s.to_string()).collect(),
+        internal,
+        ..Default::default()
+    }
+    .validate()
+}
+
+fn vlan(name: &str, trunk: &str, id: u16) -> Parent {
+    Parent::Vlan {
+        name: name.parse().unwrap(),
+        trunk: trunk.parse().unwrap(),
+        id,
+    }
+}
+
+#[test]
+fn parents_in_every_form() {
+    let parent = |opts: &[&str], internal| spec_with("macvlan", opts, internal).unwrap().parent;
+    assert_eq!(
+        parent(&["parent=eth0"], false),
+        Parent::Link {
+            name: "eth0".parse().unwrap()
+        }
+    );
+    assert_eq!(
+        parent(&["parent=eth0.100"], false),
+        vlan("eth0.100", "eth0", 100)
+    );
+    assert_eq!(
+        parent(&["parent=bond0", "vlan=4094"], false),
+        vlan("bond0.4094", "bond0", 4094)
+    );
+    assert_eq!(
+        parent(&["parent=br.lan"], false),
+        Parent::Link {
+            name: "br.lan".parse().unwrap()
+        }
+    );
+    assert_eq!(parent(&[], true), Parent::Dummy);
+    // <trunk>.<vid> longer than 15 bytes: the trunk name is cut so ".<vid>" fits.
+    assert_eq!(
+        parent(&["parent=enp0s31f6abcdef", "vlan=4094"], false),
+        vlan("enp0s31f6a.4094", "enp0s31f6abcdef", 4094)
+    );
+    assert_eq!(
+        parent(&["parent=enp0s31f6abcdef", "vlan=7"], false),
+        vlan("enp0s31f6abcd.7", "enp0s31f6abcdef", 7)
+    );
+}
+
+#[test]
+fn vlan_and_ipvlan_bad_input_is_named() {
+    let err = |driver: &str, opts: &[&str], internal: bool| {
+        let e = spec_with(driver, opts, internal).unwrap_err();
+        assert!(e.is_invalid_input(), "{e}");
+        e.to_string()
+    };
+    assert_eq!(
+        err("macvlan", &["parent=eth0", "vlan=0"], false),
+        "invalid VLAN ID \"0\" in -o vlan: expected 1 to 4094"
+    );
+    assert_eq!(
+        err("macvlan", &["parent=eth0", "vlan=4095"], false),
+        "invalid VLAN ID \"4095\" in -o vlan: expected 1 to 4094"
+    );
+    assert_eq!(
+        err("macvlan", &["parent=eth0.0"], false),
+        "invalid VLAN ID \"0\" in parent eth0.0: expected 1 to 4094"
+    );
+    assert_eq!(
+        err("macvlan", &["parent=eth0.5000"], false),
+        "invalid VLAN ID \"5000\" in parent eth0.5000: expected 1 to 4094"
+    );
+    assert_eq!(
+        err("macvlan", &["vlan=10"], false),
+        "-o vlan needs the trunk interface: -o parent=IFNAME"
+    );
+    assert!(err("macvlan", &["parent=enp0s31f6abcd.100"], false)
+        .contains("it is 17 bytes long, the kernel allows 15"));
+    assert_eq!(
+        err("ipvlan", &["parent=eth0", "ipvlan_mode=l4"], false),
+        "invalid ipvlan_mode \"l4\" (use l2, l3 or l3s)"
+    );
+    assert_eq!(
+        err("ipvlan", &["parent=eth0", "ipvlan_flag=loud"], false),
+        "invalid ipvlan_flag \"loud\" (use bridge, private or vepa)"
+    );
+    assert!(
+        err("ipvlan", &["parent=eth0", "macvlan_mode=bridge"], false)
+            .contains("unknown option \"macvlan_mode\" for the ipvlan driver")
+    );
+    assert!(err("ipvlan", &[], false).starts_with("ipvlan networks need a parent interface"));
+}
+
+#[test]
+fn ipvlan_defaults_and_l3_gateways() {
+    let l2 = spec_with("ipvlan", &["parent=eth0"], false).unwrap();
+    assert_eq!(l2.driver.name(), "ipvlan");
+    assert!(matches!(l2.driver, Driver::Ipvlan { .. }));
+    assert_eq!(
+        l2.ipv4.unwrap().gateway.map(|g| g.to_string()).as_deref(),
+        Some("198.51.100.1")
+    );
+    // L3 routes through the device: no gateway unless one is named.
+    let l3 = spec_with("ipvlan", &["parent=eth0", "ipvlan_mode=l3"], false).unwrap();
+    assert!(l3.driver.routes_via_device());
+    assert_eq!(l3.ipv4.unwrap().gateway, None);
 }

@@ -2,7 +2,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use serde_json::json;
-use underlay_core::{Connect, Disconnect};
+use underlay_core::{Connect, Disconnect, RepairReport};
 
 use super::open_engine;
 use crate::cli::{ConnectArgs, DisconnectArgs, Format};
@@ -52,11 +52,31 @@ pub fn disconnect(state_dir: &Path, args: DisconnectArgs) -> anyhow::Result<Exit
 
 pub fn gc(state_dir: &Path) -> anyhow::Result<ExitCode> {
     let report = open_engine(state_dir)?.gc()?;
+    Ok(print_repairs(&report))
+}
+
+pub fn restore(state_dir: &Path) -> anyhow::Result<ExitCode> {
+    let report = open_engine(state_dir)?.restore()?;
+    Ok(print_repairs(&report))
+}
+
+/// One line per repair; exit 1 when something could not be repaired.
+fn print_repairs(report: &RepairReport) -> ExitCode {
     for name in &report.rolled_back {
         println!("rolled back interrupted operation of endpoint {name}");
+    }
+    for what in &report.recreated {
+        println!("{what}");
     }
     for name in &report.released {
         println!("released endpoint {name} (its namespace or link is gone)");
     }
-    Ok(ExitCode::SUCCESS)
+    for what in &report.missing {
+        eprintln!("underlay: {what}");
+    }
+    if report.missing.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -9,7 +9,9 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::rc::Rc;
 
-use underlay_linux::{Error, IpNet, Kernel, Link, MacvlanSpec, Netlink, Route};
+use underlay_linux::{
+    Error, IpNet, IpvlanSpec, Kernel, Link, MacvlanSpec, Netlink, Route, VlanSpec,
+};
 
 pub const HOST: &str = "host";
 
@@ -60,21 +62,29 @@ impl World {
     }
 
     pub fn add_link(&mut self, ns: &str, name: &str, mac: [u8; 6], loopback: bool) -> u32 {
+        let mut link = plain_link(name, Some(mac));
+        link.up = true;
+        link.loopback = loopback;
+        self.insert_link(ns, link)
+    }
+
+    pub fn insert_link(&mut self, ns: &str, mut link: Link) -> u32 {
         self.next_index += 1;
-        let index = self.next_index;
-        let link = Link {
-            index,
-            name: name.to_string(),
-            kind: None,
-            mac: Some(mac),
-            mtu: 1500,
-            up: true,
-            loopback,
-            parent: None,
-            macvlan_mode: None,
-        };
-        self.ns(ns).links.insert(index, link);
-        index
+        link.index = self.next_index;
+        self.ns(ns).links.insert(link.index, link);
+        self.next_index
+    }
+
+    pub fn link(&self, ns: &str, name: &str) -> Option<Link> {
+        self.namespaces[ns]
+            .links
+            .values()
+            .find(|l| l.name == name)
+            .cloned()
+    }
+
+    pub fn remove_link(&mut self, ns: &str, name: &str) {
+        self.ns(ns).links.retain(|_, l| l.name != name);
     }
 
     pub fn link_names(&self, ns: &str) -> Vec<String> {
@@ -83,6 +93,23 @@ impl World {
             .values()
             .map(|l| l.name.clone())
             .collect()
+    }
+}
+
+pub fn plain_link(name: &str, mac: Option<[u8; 6]>) -> Link {
+    Link {
+        index: 0,
+        name: name.to_string(),
+        kind: None,
+        mac,
+        mtu: 1500,
+        up: false,
+        loopback: false,
+        parent: None,
+        macvlan_mode: None,
+        ipvlan: None,
+        vlan_id: None,
+        alias: None,
     }
 }
 
@@ -132,6 +159,17 @@ impl FakeNl {
     }
 }
 
+impl FakeNl {
+    fn add(&mut self, link: Link) -> Result<(), Error> {
+        let mut w = self.world.borrow_mut();
+        if w.ns(&self.ns).links.values().any(|l| l.name == link.name) {
+            return Err(Error::from_errno("create", 17));
+        }
+        w.insert_link(&self.ns.clone(), link);
+        Ok(())
+    }
+}
+
 impl Netlink for FakeNl {
     fn link_by_name(&mut self, name: &str) -> Result<Option<Link>, Error> {
         Ok(self.with(|ns| ns.links.values().find(|l| l.name == name).cloned()))
@@ -144,6 +182,35 @@ impl Netlink for FakeNl {
     }
     fn create_macvlan(&mut self, _spec: &MacvlanSpec) -> Result<(), Error> {
         unimplemented!("the engine creates macvlans with create_macvlan_in")
+    }
+    fn create_vlan(&mut self, spec: &VlanSpec) -> Result<(), Error> {
+        self.world
+            .borrow_mut()
+            .check("create_vlan", spec.name.clone())?;
+        let mut link = plain_link(&spec.name, Some([2, 0, 0, 0, 1, 1]));
+        link.kind = Some("vlan".into());
+        link.vlan_id = Some(spec.id);
+        link.parent = Some(spec.parent);
+        self.add(link)
+    }
+    fn create_dummy(&mut self, name: &str) -> Result<(), Error> {
+        self.world
+            .borrow_mut()
+            .check("create_dummy", name.to_string())?;
+        let mut link = plain_link(name, Some([2, 0, 0, 0, 2, 2]));
+        link.kind = Some("dummy".into());
+        self.add(link)
+    }
+    fn set_alias(&mut self, index: u32, alias: &str) -> Result<(), Error> {
+        self.world
+            .borrow_mut()
+            .check("set_alias", index.to_string())?;
+        self.with(|ns| {
+            ns.links
+                .get_mut(&index)
+                .map(|l| l.alias = Some(alias.to_string()))
+                .ok_or(Error::from_errno("alias", 19))
+        })
     }
     fn rename_link(&mut self, index: u32, name: &str) -> Result<(), Error> {
         self.world
@@ -236,26 +303,23 @@ impl Kernel for FakeKernel {
         })
     }
     fn create_macvlan_in(&mut self, spec: &MacvlanSpec, ns: &String) -> Result<(), Error> {
-        let mut w = self.world.borrow_mut();
-        w.check("create_macvlan", format!("{} in {ns}", spec.name))?;
-        if !w.ns(HOST).links.contains_key(&spec.parent) {
-            return Err(Error::from_errno("create", 19));
-        }
-        w.next_index += 1;
-        let index = w.next_index;
-        let link = Link {
-            index,
-            name: spec.name.clone(),
-            kind: Some("macvlan".into()),
-            mac: spec.mac,
-            mtu: spec.mtu.unwrap_or(1500),
-            up: false,
-            loopback: false,
-            parent: Some(spec.parent),
-            macvlan_mode: Some(spec.mode),
-        };
-        w.ns(ns).links.insert(index, link);
-        Ok(())
+        let mut link = plain_link(&spec.name, spec.mac);
+        link.kind = Some("macvlan".into());
+        link.macvlan_mode = Some(spec.mode);
+        self.create_child(link, spec.parent, spec.mtu, ns)
+    }
+    fn create_ipvlan_in(&mut self, spec: &IpvlanSpec, ns: &String) -> Result<(), Error> {
+        let parent_mac = self
+            .world
+            .borrow_mut()
+            .ns(HOST)
+            .links
+            .get(&spec.parent)
+            .and_then(|l| l.mac);
+        let mut link = plain_link(&spec.name, parent_mac);
+        link.kind = Some("ipvlan".into());
+        link.ipvlan = Some((spec.mode, spec.flag));
+        self.create_child(link, spec.parent, spec.mtu, ns)
     }
     fn sysctls_in(&mut self, ns: &String, settings: &[(String, String)]) -> Result<(), Error> {
         let mut w = self.world.borrow_mut();
@@ -267,6 +331,26 @@ impl Kernel for FakeKernel {
     }
     fn netns_id(&mut self, ns: &String) -> Result<(u64, u64), Error> {
         Ok(self.world.borrow().namespaces[ns].id)
+    }
+}
+
+impl FakeKernel {
+    fn create_child(
+        &mut self,
+        mut link: Link,
+        parent: u32,
+        mtu: Option<u32>,
+        ns: &String,
+    ) -> Result<(), Error> {
+        let mut w = self.world.borrow_mut();
+        w.check("create_child", format!("{} in {ns}", link.name))?;
+        if !w.ns(HOST).links.contains_key(&parent) {
+            return Err(Error::from_errno("create", 19));
+        }
+        link.parent = Some(parent);
+        link.mtu = mtu.unwrap_or(1500);
+        w.insert_link(ns, link);
+        Ok(())
     }
 }
 

@@ -1,0 +1,213 @@
+//! `connect` and `disconnect`: the endpoint half of the engine.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use underlay_linux::Kernel;
+
+use crate::crash::crash_point;
+use crate::engine::is_passthru;
+use crate::names::random_hex;
+use crate::parents::host_link;
+use crate::plumbing::{delete_endpoint_link, delete_link_in, link_named, plumb};
+use crate::recover::recover;
+use crate::request::check_endpoint_name;
+use crate::{
+    Connect, Disconnect, Driver, Endpoint, Engine, Error, Family, MacAddr, Network, Parent, Phase,
+    Target,
+};
+
+impl<K: Kernel> Engine<K> {
+    /// `connect`: reserves addresses, then builds the link; any failure undoes both.
+    pub fn connect(&mut self, req: &Connect) -> Result<Endpoint, Error> {
+        req.validate()?;
+        let target = Target::parse(&req.target)?;
+        let _lock = self.state.lock()?;
+        recover(&mut self.kernel, &mut self.state)?;
+        let net = self.network(&req.network)?;
+        let requested = [
+            requested_ip(&net, req, Family::V4)?,
+            requested_ip(&net, req, Family::V6)?,
+        ];
+        let path = target.path();
+        let ns = self.open_target(&path, &req.target)?;
+        let netns_id = self
+            .kernel
+            .netns_id(&ns)
+            .map_err(Error::kernel(format!("reading netns {}", path.display())))?;
+        let restorable = !matches!(net.spec.parent, Parent::Link { .. });
+        let parent = host_link(&mut self.kernel, &net.parent_name(), restorable)?;
+        let parent_mac = MacAddr(parent.mac.unwrap_or_default());
+        let ep = self.new_endpoint(&net, req, &target, &path, netns_id, parent_mac)?;
+        let mut nl = self.kernel.netlink_in(&ns).map_err(Error::kernel(format!(
+            "opening netlink in netns {}",
+            path.display()
+        )))?;
+        if link_named(&mut nl, ep.ifname.as_str())?.is_some() {
+            return Err(Error::Conflict(format!(
+                "interface {} already exists in netns {}",
+                ep.ifname,
+                path.display()
+            )));
+        }
+        let ep = self.state.begin_attach(&net, ep, requested)?;
+        crash_point("attach-reserved");
+        if let Err(err) = plumb(&mut self.kernel, &ns, &mut nl, &net, &ep, &parent) {
+            return Err(self.roll_back_attach(&mut nl, &net, &ep, err));
+        }
+        self.state.set_phase(&ep.id, Phase::Attached)?;
+        crash_point("attach-committed");
+        tracing::info!(network = %net.name(), endpoint = %ep.name, netns = %ep.netns, mac = %ep.mac,
+            ipv4 = ?ep.ipv4, ipv6 = ?ep.ipv6, "endpoint attached");
+        Ok(Endpoint {
+            phase: Phase::Attached,
+            ..ep
+        })
+    }
+
+    fn roll_back_attach(
+        &mut self,
+        nl: &mut K::Nl,
+        net: &Network,
+        ep: &Endpoint,
+        err: Error,
+    ) -> Error {
+        let undo = delete_link_in(nl, ep).and_then(|_| self.state.delete_endpoint(net, &ep.id));
+        match undo {
+            Ok(()) => err,
+            Err(undo_err) => Error::Many(vec![err, undo_err]),
+        }
+    }
+
+    fn open_target(&mut self, path: &Path, as_given: &str) -> Result<K::Ns, Error> {
+        self.kernel
+            .open_netns(path)
+            .map_err(|e| match e {
+                underlay_linux::Error::NotNetns { .. } => {
+                    Error::invalid(format!("target {as_given}: {e}"))
+                }
+                e => Error::kernel(format!("opening netns {}", path.display()))(e),
+            })?
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "target netns {as_given} does not exist ({} is missing)",
+                    path.display()
+                ))
+            })
+    }
+
+    fn new_endpoint(
+        &self,
+        net: &Network,
+        req: &Connect,
+        target: &Target,
+        path: &Path,
+        netns_id: (u64, u64),
+        parent_mac: MacAddr,
+    ) -> Result<Endpoint, Error> {
+        let endpoints = self.state.endpoints(&net.id)?;
+        if let Some(existing) = endpoints.iter().find(|e| e.netns_id == netns_id) {
+            return Err(Error::Conflict(format!(
+                "netns {} is already connected to network {} as endpoint {}",
+                path.display(),
+                net.name(),
+                existing.name
+            )));
+        }
+        if is_passthru(net) && !endpoints.is_empty() {
+            return Err(Error::Conflict(format!(
+                "network {} is in passthru mode and already has an endpoint",
+                net.name()
+            )));
+        }
+        let id = random_hex(32)?;
+        let name = match req.name.clone().or_else(|| target.default_endpoint_name()) {
+            Some(name) => name,
+            None => id[..12].to_string(),
+        };
+        check_endpoint_name(&name)?;
+        Ok(Endpoint {
+            network_id: net.id.clone(),
+            name,
+            phase: Phase::Attaching,
+            netns: path.display().to_string(),
+            netns_id,
+            ifname: req.ifname()?,
+            // "ul" + 12 hex digits: unique per endpoint, 14 bytes, fits IFNAMSIZ.
+            tmp_ifname: format!("ul{}", &id[..12]).parse()?,
+            mac: endpoint_mac(net, req, parent_mac)?,
+            ipv4: None,
+            ipv6: None,
+            id,
+        })
+    }
+
+    /// `disconnect`: TARGET is an endpoint name or a netns (name, path, PID).
+    pub fn disconnect(&mut self, req: &Disconnect) -> Result<Endpoint, Error> {
+        let _lock = self.state.lock()?;
+        recover(&mut self.kernel, &mut self.state)?;
+        let net = self.network(&req.network)?;
+        let ep = self.find_endpoint(&net, &req.target)?;
+        self.detach(&net, &ep)?;
+        Ok(ep)
+    }
+
+    fn find_endpoint(&mut self, net: &Network, target: &str) -> Result<Endpoint, Error> {
+        let endpoints = self.state.endpoints(&net.id)?;
+        if let Some(ep) = endpoints.iter().find(|e| e.name == target) {
+            return Ok(ep.clone());
+        }
+        let path = Target::parse(target)?.path();
+        let netns_id = match self.kernel.open_netns(&path) {
+            Ok(Some(ns)) => self.kernel.netns_id(&ns).ok(),
+            _ => None,
+        };
+        let path_text = path.display().to_string();
+        endpoints
+            .into_iter()
+            .find(|e| Some(e.netns_id) == netns_id || e.netns == path_text)
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "{target} is not connected to network {}",
+                    net.name()
+                ))
+            })
+    }
+
+    /// Marks, unplumbs, forgets. A crash in between leaves phase `Detaching`, which recovery
+    /// finishes.
+    pub(crate) fn detach(&mut self, net: &Network, ep: &Endpoint) -> Result<(), Error> {
+        self.state.set_phase(&ep.id, Phase::Detaching)?;
+        crash_point("detach-marked");
+        delete_endpoint_link(&mut self.kernel, ep)?;
+        crash_point("detach-unplumbed");
+        self.state.delete_endpoint(net, &ep.id)?;
+        tracing::info!(network = %net.name(), endpoint = %ep.name, "endpoint detached");
+        Ok(())
+    }
+}
+
+fn requested_ip(net: &Network, req: &Connect, family: Family) -> Result<Option<IpAddr>, Error> {
+    let ip = req.requested_ip(family)?;
+    if let (Some(ip), None) = (ip, net.spec.ip_config(family)) {
+        return Err(Error::invalid(format!(
+            "network {} has no {} subnet for {ip}",
+            net.name(),
+            family.name()
+        )));
+    }
+    Ok(ip)
+}
+
+/// A random locally administered MAC unless `--mac`; ipvlan slaves always have the parent's.
+fn endpoint_mac(net: &Network, req: &Connect, parent_mac: MacAddr) -> Result<MacAddr, Error> {
+    match (&net.spec.driver, req.mac()?) {
+        (Driver::Ipvlan { .. }, Some(_)) => Err(Error::invalid(format!(
+            "ipvlan endpoints share their parent's MAC: --mac cannot be used on ipvlan network {}",
+            net.name()
+        ))),
+        (Driver::Ipvlan { .. }, None) => Ok(parent_mac),
+        (Driver::Macvlan { .. }, Some(mac)) => Ok(mac),
+        (Driver::Macvlan { .. }, None) => MacAddr::random(),
+    }
+}
