@@ -105,8 +105,7 @@ impl<K: Kernel> Engine<K> {
         netns_id: (u64, u64),
         parent_mac: MacAddr,
     ) -> Result<Endpoint, Error> {
-        let endpoints = self.state.endpoints(&net.id)?;
-        if let Some(existing) = endpoints.iter().find(|e| e.netns_id == netns_id) {
+        if let Some(existing) = self.state.endpoint_in_netns(&net.id, netns_id)? {
             return Err(Error::Conflict(format!(
                 "netns {} is already connected to network {} as endpoint {}",
                 path.display(),
@@ -114,7 +113,7 @@ impl<K: Kernel> Engine<K> {
                 existing.name
             )));
         }
-        if is_passthru(net) && !endpoints.is_empty() {
+        if is_passthru(net) && self.state.endpoint_count(&net.id)? > 0 {
             return Err(Error::Conflict(format!(
                 "network {} is in passthru mode and already has an endpoint",
                 net.name()
@@ -153,19 +152,16 @@ impl<K: Kernel> Engine<K> {
     }
 
     fn find_endpoint(&mut self, net: &Network, target: &str) -> Result<Endpoint, Error> {
-        let endpoints = self.state.endpoints(&net.id)?;
-        if let Some(ep) = endpoints.iter().find(|e| e.name == target) {
-            return Ok(ep.clone());
-        }
-        let path = Target::parse(target)?.path();
-        let netns_id = match self.kernel.open_netns(&path) {
-            Ok(Some(ns)) => self.kernel.netns_id(&ns).ok(),
+        // An endpoint name need not parse as a target; a netns is matched by identity (it may
+        // have been reached by another path) or, when it is gone, by the path recorded.
+        let path = Target::parse(target).map(|t| t.path()).ok();
+        let netns_id = match path.as_deref().map(|p| self.kernel.open_netns(p)) {
+            Some(Ok(Some(ns))) => self.kernel.netns_id(&ns).ok(),
             _ => None,
         };
-        let path_text = path.display().to_string();
-        endpoints
-            .into_iter()
-            .find(|e| Some(e.netns_id) == netns_id || e.netns == path_text)
+        let path_text = path.map(|p| p.display().to_string()).unwrap_or_default();
+        self.state
+            .find_endpoint(&net.id, target, netns_id, &path_text)?
             .ok_or_else(|| {
                 Error::NotFound(format!(
                     "{target} is not connected to network {}",

@@ -18,7 +18,7 @@ use crate::{Endpoint, Error, Family, Network, NetworkSpec, Phase};
 /// Where the state lives unless `--state-dir` / `UNDERLAY_STATE_DIR` say otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/underlay";
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS networks (
@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS endpoints (
     UNIQUE (network_id, name)
 );
 CREATE INDEX IF NOT EXISTS endpoints_phase ON endpoints (phase);
+CREATE INDEX IF NOT EXISTS endpoints_netns ON endpoints (network_id, netns_dev, netns_ino);
 -- Parent links underlay created (VLAN sub-interfaces, dummies): deleted with the last network
 -- that uses them, and only these. Written before the link is created (see docs/state.md).
 CREATE TABLE IF NOT EXISTS owned_parents (
@@ -72,6 +73,15 @@ impl State {
         // readers never block the writer. Power loss can drop the last commits, not corrupt.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Every CLI run is a short-lived connection. By default the last one to close
+        // checkpoints, fsyncs and deletes the WAL, and the next run recreates it: four fsyncs
+        // per command. Leave the WAL in place; the automatic checkpoint (every 1000 pages)
+        // folds it back, and the journal size limit trims it.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )?;
+        conn.pragma_update(None, "journal_size_limit", 4 * 1024 * 1024)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version != SCHEMA_VERSION {
@@ -193,10 +203,62 @@ impl State {
 
     /// Endpoints left in a transitional phase (by a process that died, when the lock is held).
     pub fn unsettled_endpoints(&self) -> Result<Vec<Endpoint>, Error> {
+        // `IN` (not `!=`) so that the phase index answers it without a scan.
         self.query_endpoints(
-            "SELECT * FROM endpoints WHERE phase != ?1",
-            &Phase::Attached.as_str(),
+            "SELECT * FROM endpoints WHERE phase IN (?1, 'detaching')",
+            &Phase::Attaching.as_str(),
         )
+    }
+
+    /// The endpoint of a network in the netns with identity `netns_id`, if any.
+    pub fn endpoint_in_netns(
+        &self,
+        network_id: &str,
+        netns_id: (u64, u64),
+    ) -> Result<Option<Endpoint>, Error> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT * FROM endpoints WHERE network_id = ?1 AND netns_dev = ?2 AND netns_ino = ?3 LIMIT 1",
+        )?;
+        let row = stmt
+            .query_row(
+                params![network_id, netns_id.0 as i64, netns_id.1 as i64],
+                endpoint_from_row,
+            )
+            .optional()?;
+        row.transpose()
+    }
+
+    /// The endpoint a `disconnect` TARGET names: by endpoint name first, else by netns identity
+    /// or recorded path.
+    pub fn find_endpoint(
+        &self,
+        network_id: &str,
+        name: &str,
+        netns_id: Option<(u64, u64)>,
+        netns_path: &str,
+    ) -> Result<Option<Endpoint>, Error> {
+        let (dev, ino) = netns_id.map_or((-1, -1), |(d, i)| (d as i64, i as i64));
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT * FROM endpoints WHERE network_id = ?1
+               AND (name = ?2 OR (netns_dev = ?3 AND netns_ino = ?4) OR netns = ?5)
+             ORDER BY name = ?2 DESC LIMIT 1",
+        )?;
+        let row = stmt
+            .query_row(
+                params![network_id, name, dev, ino, netns_path],
+                endpoint_from_row,
+            )
+            .optional()?;
+        row.transpose()
+    }
+
+    /// How many endpoints a network has.
+    pub fn endpoint_count(&self, network_id: &str) -> Result<usize, Error> {
+        let count: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM endpoints WHERE network_id = ?1")?
+            .query_row([network_id], |r| r.get(0))?;
+        Ok(count as usize)
     }
 
     /// Every endpoint of every network.
