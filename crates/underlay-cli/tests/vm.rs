@@ -384,3 +384,399 @@ fn vm_netns_and_underlay_binary_work() {
     );
     underlay.ok(&["network", "rm", "lan"]);
 }
+
+// =============================================================================================
+// ipvlan and 802.1Q VLAN parents, end to end with the real CLI.
+// =============================================================================================
+
+/// `ip netns exec NS ping -c1 -W1 ADDR` succeeded (two tries: neighbour discovery under TCG).
+fn pings(ns: &Netns, addr: &str) -> bool {
+    (0..2).any(|_| {
+        run(ns.exec("ping").args(["-c1", "-W1", addr]))
+            .status
+            .success()
+    })
+}
+
+/// The non-loopback links of a namespace.
+fn links_but_lo(ns: &Netns) -> Vec<String> {
+    json(&ns.ip(&["-j", "link", "show"]))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["ifname"].as_str().unwrap_or_default().to_string())
+        .filter(|n| n != "lo")
+        .collect()
+}
+
+fn default_routes(ns: &Netns) -> Value {
+    json(&ns.ip(&["-j", "route", "show", "default"]))
+}
+
+fn has_link(ns: &Netns, ifname: &str) -> bool {
+    run(Command::new("ip").args(["-n", &ns.name, "link", "show", "dev", ifname]))
+        .status
+        .success()
+}
+
+impl Underlay<'_> {
+    /// Runs, asserts exit code `code`; returns stderr.
+    fn fails(&self, code: i32, args: &[&str]) -> String {
+        let out = run(&mut self.cmd(args));
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(code), "underlay {args:?}: {stderr}");
+        stderr
+    }
+}
+
+/// Every ipvlan mode and flag: what `ip -d` reports, the shared MAC, the routes, and who can
+/// talk to whom (bridge: the two endpoints of a parent talk; private: they cannot).
+#[test]
+#[ignore = "runs inside the kernel VM: tests/vm/run"]
+fn vm_ipvlan_modes_flags_routes_and_reachability() {
+    require_vm();
+    let host = Netns::new("ipvhost");
+    let underlay = Underlay::new(&host);
+    for (i, mode) in ["l2", "l3", "l3s"].iter().enumerate() {
+        for (j, flag) in ["bridge", "private", "vepa"].iter().enumerate() {
+            // The kernel keeps mode and flag per parent: one parent per combination.
+            let parent = format!("p{i}{j}");
+            host.add_dummy(&parent);
+            let octet = 10 + i * 3 + j;
+            let subnet = format!("10.{octet}.0.0/24");
+            let name = format!("n{i}{j}");
+            underlay.ok(&[
+                "network",
+                "create",
+                "-d",
+                "ipvlan",
+                "--subnet",
+                &subnet,
+                "-o",
+                &format!("parent={parent}"),
+                "-o",
+                &format!("ipvlan_mode={mode}"),
+                "-o",
+                &format!("ipvlan_flag={flag}"),
+                &name,
+            ]);
+            let (a, b) = (Netns::new("ipva"), Netns::new("ipvb"));
+            underlay.ok(&["connect", &name, &a.name]);
+            underlay.ok(&["connect", &name, &b.name]);
+
+            let link = a.addr("eth0");
+            assert_eq!(kind(&link), "ipvlan", "{mode} {flag}: {link}");
+            assert_eq!(link["linkinfo"]["info_data"]["mode"], *mode, "{link}");
+            assert_eq!(link["linkinfo"]["info_data"][*flag], true, "{link}");
+            assert_eq!(
+                link["address"],
+                host.link(&parent)["address"],
+                "ipvlan shares the parent's MAC"
+            );
+            let routes = default_routes(&a);
+            assert_eq!(routes.as_array().unwrap().len(), 1, "{routes}");
+            if *mode == "l2" {
+                assert_eq!(ipv4_addrs(&link), [format!("10.{octet}.0.2/24")]);
+                assert_eq!(routes[0]["gateway"], format!("10.{octet}.0.1"), "{routes}");
+            } else {
+                // Routed modes: no gateway reserved, a device route.
+                assert_eq!(ipv4_addrs(&link), [format!("10.{octet}.0.1/24")]);
+                assert!(routes[0].get("gateway").is_none(), "{mode}: {routes}");
+                assert_eq!(routes[0]["dev"], "eth0", "{routes}");
+            }
+            let peer = ipv4_addrs(&b.addr("eth0"))[0]
+                .split('/')
+                .next()
+                .unwrap()
+                .to_string();
+            // vepa hairpins through the switch; a dummy parent has none, so only bridge talks.
+            assert_eq!(pings(&a, &peer), *flag == "bridge", "{mode} {flag}: a -> b");
+            underlay.ok(&["network", "rm", "--force", &name]);
+            assert!(
+                links_but_lo(&a).is_empty(),
+                "{mode} {flag}: rm left {:?}",
+                links_but_lo(&a)
+            );
+        }
+    }
+}
+
+/// `--mac` is refused on ipvlan; a parent already serving a macvlan made outside underlay is
+/// refused by the kernel, clearly, and the failed attach leaves no link and no address.
+#[test]
+#[ignore = "runs inside the kernel VM: tests/vm/run"]
+fn vm_ipvlan_refusals_leave_nothing_behind() {
+    require_vm();
+    let host = Netns::new("refhost");
+    let c = Netns::new("refc");
+    host.add_dummy("eth0");
+    let underlay = Underlay::new(&host);
+    underlay.ok(&[
+        "network",
+        "create",
+        "-d",
+        "ipvlan",
+        "--subnet",
+        "198.51.100.0/24",
+        "-o",
+        "parent=eth0",
+        "ipv",
+    ]);
+    let err = underlay.fails(
+        2,
+        &["connect", "ipv", &c.name, "--mac", "02:00:00:00:00:01"],
+    );
+    assert!(
+        err.contains("--mac cannot be used on ipvlan network ipv"),
+        "{err}"
+    );
+
+    host.ip(&[
+        "link", "add", "link", "eth0", "name", "mv0", "type", "macvlan",
+    ]);
+    let err = underlay.fails(1, &["connect", "ipv", &c.name]);
+    assert!(
+        err.contains("already carries links of another kind"),
+        "{err}"
+    );
+    assert!(
+        links_but_lo(&c).is_empty(),
+        "failed attach left {:?}",
+        links_but_lo(&c)
+    );
+    let net = json(&underlay.ok(&["network", "inspect", "ipv"]));
+    assert_eq!(net[0]["Endpoints"].as_object().unwrap().len(), 0, "{net}");
+
+    host.ip(&["link", "del", "mv0"]);
+    underlay.ok(&["connect", "ipv", &c.name]);
+    assert_eq!(
+        ipv4_addrs(&c.addr("eth0")),
+        ["198.51.100.2/24"],
+        "the address was not leaked"
+    );
+
+    // The state refuses macvlan on a parent carrying an ipvlan network.
+    let err = underlay.fails(
+        1,
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "203.0.113.0/24",
+            "-o",
+            "parent=eth0",
+            "mac",
+        ],
+    );
+    assert!(
+        err.contains("cannot put macvlan and ipvlan links on one parent"),
+        "{err}"
+    );
+}
+
+/// Two hosts joined by a trunk. VLAN 10 and VLAN 20 carry the same subnet: containers on the
+/// same VLAN reach each other across the trunk, containers on the other VLAN do not. Networks
+/// delete the sub-interfaces they created, never one the user made.
+#[test]
+#[ignore = "runs inside the kernel VM: tests/vm/run"]
+fn vm_vlan_parents_isolate_and_are_owned() {
+    require_vm();
+    let (ha, hb) = (Netns::new("trunka"), Netns::new("trunkb"));
+    ip(&[
+        "link", "add", "tr", "netns", &ha.name, "type", "veth", "peer", "name", "tr", "netns",
+        &hb.name,
+    ]);
+    for h in [&ha, &hb] {
+        h.ip(&["link", "set", "tr", "name", "eth0"]);
+        h.ip(&["link", "set", "eth0", "up"]);
+    }
+    let (ua, ub) = (Underlay::new(&ha), Underlay::new(&hb));
+    let subnet = "192.168.10.0/24";
+    ua.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        subnet,
+        "--ip-range",
+        "192.168.10.0/25",
+        "-o",
+        "parent=eth0.10",
+        "--internal",
+        "v10",
+    ]);
+    ub.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        subnet,
+        "--ip-range",
+        "192.168.10.128/25",
+        "-o",
+        "parent=eth0",
+        "-o",
+        "vlan=10",
+        "--internal",
+        "v10",
+    ]);
+    ub.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        subnet,
+        "--ip-range",
+        "192.168.10.128/25",
+        "-o",
+        "parent=eth0.20",
+        "--internal",
+        "v20",
+    ]);
+    for (h, id) in [(&ha, 10), (&hb, 10), (&hb, 20)] {
+        let vlan = h.link(&format!("eth0.{id}"));
+        assert_eq!(kind(&vlan), "vlan", "{vlan}");
+        assert_eq!(vlan["linkinfo"]["info_data"]["id"], id, "{vlan}");
+        assert!(
+            vlan["flags"].as_array().unwrap().iter().any(|f| f == "UP"),
+            "{vlan}"
+        );
+    }
+    let (a10, b10, b20) = (Netns::new("a10"), Netns::new("b10"), Netns::new("b20"));
+    ua.ok(&["connect", "v10", &a10.name]);
+    ub.ok(&["connect", "v10", &b10.name]);
+    ub.ok(&["connect", "v20", &b20.name, "--ip", "192.168.10.200"]);
+    assert_eq!(ipv4_addrs(&b10.addr("eth0")), ["192.168.10.128/24"]);
+    assert!(pings(&a10, "192.168.10.128"), "same VLAN across the trunk");
+    assert!(
+        !pings(&a10, "192.168.10.200"),
+        "VLAN 20 must be unreachable from VLAN 10"
+    );
+
+    // A sub-interface the user made is used, and stays.
+    ha.ip(&[
+        "link", "add", "link", "eth0", "name", "eth0.30", "type", "vlan", "id", "30",
+    ]);
+    ua.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "203.0.113.0/24",
+        "-o",
+        "parent=eth0.30",
+        "--internal",
+        "v30",
+    ]);
+    ua.ok(&["network", "rm", "v30"]);
+    assert!(
+        has_link(&ha, "eth0.30"),
+        "the user's eth0.30 must not be deleted"
+    );
+    // An existing interface named like a VLAN that is not that VLAN is refused.
+    ha.add_dummy("eth0.33");
+    let err = ua.fails(
+        1,
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "203.0.113.0/24",
+            "-o",
+            "parent=eth0.33",
+            "--internal",
+            "bad",
+        ],
+    );
+    assert!(
+        err.contains("interface eth0.33 exists but is not VLAN 33 of eth0"),
+        "{err}"
+    );
+    assert!(json(&ua.ok(&["network", "ls", "--format", "json"]))
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|n| n["Name"] != "bad"));
+
+    ua.ok(&["network", "rm", "--force", "v10"]);
+    assert!(
+        !has_link(&ha, "eth0.10"),
+        "created eth0.10 goes with its network"
+    );
+    assert!(links_but_lo(&a10).is_empty());
+    ub.ok(&["network", "rm", "--force", "v10"]);
+    assert!(!has_link(&hb, "eth0.10"));
+    assert!(has_link(&hb, "eth0.20"), "still used by v20");
+    ub.ok(&["network", "rm", "--force", "v20"]);
+    assert!(!has_link(&hb, "eth0.20"));
+}
+
+/// An internal network without a parent gets its own dummy, deleted with it.
+#[test]
+#[ignore = "runs inside the kernel VM: tests/vm/run"]
+fn vm_internal_network_owns_a_dummy_parent() {
+    require_vm();
+    let host = Netns::new("dmhost");
+    let c = Netns::new("dmc");
+    let underlay = Underlay::new(&host);
+    let id = underlay.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "198.51.100.0/24",
+        "--internal",
+        "int",
+    ]);
+    let dummy = format!("dm-{}", &id.trim()[..12]);
+    assert_eq!(kind(&host.link(&dummy)), "dummy");
+    underlay.ok(&["connect", "int", &c.name]);
+    assert_eq!(kind(&c.link("eth0")), "macvlan");
+    assert!(
+        default_routes(&c).as_array().unwrap().is_empty(),
+        "internal: no default route"
+    );
+    underlay.ok(&["network", "rm", "--force", "int"]);
+    assert!(!has_link(&host, &dummy), "the dummy goes with its network");
+}
+
+/// Reboot, simulated: the VLAN sub-interface is gone and the container's namespace was
+/// recreated. `restore` recreates the sub-interface and releases the dead endpoint; the
+/// network works again and hands out the same address.
+#[test]
+#[ignore = "runs inside the kernel VM: tests/vm/run"]
+fn vm_restore_recreates_vlan_parents_after_a_reboot() {
+    require_vm();
+    let host = Netns::new("rshost");
+    host.add_dummy("eth0");
+    let underlay = Underlay::new(&host);
+    underlay.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "198.51.100.0/24",
+        "-o",
+        "parent=eth0.42",
+        "lan",
+    ]);
+    let c1 = Netns::new("rsc1");
+    underlay.ok(&["connect", "lan", &c1.name]);
+    let c1_name = c1.name.clone();
+
+    host.ip(&["link", "del", "eth0.42"]);
+    drop(c1);
+    let c1 = Netns { name: c1_name };
+    ip(&["netns", "add", &c1.name]);
+
+    let out = underlay.ok(&["restore"]);
+    assert!(
+        out.contains("recreated parent eth0.42 of network lan"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("released endpoint lan/{}", c1.name)),
+        "{out}"
+    );
+    let vlan = host.link("eth0.42");
+    assert_eq!(vlan["linkinfo"]["info_data"]["id"], 42, "{vlan}");
+    underlay.ok(&["connect", "lan", &c1.name]);
+    assert_eq!(ipv4_addrs(&c1.addr("eth0")), ["198.51.100.2/24"]);
+    // Still owned: removing the network deletes it.
+    underlay.ok(&["network", "rm", "--force", "lan"]);
+    assert!(!has_link(&host, "eth0.42"));
+}
