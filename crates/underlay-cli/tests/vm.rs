@@ -780,3 +780,21 @@ fn vm_restore_recreates_vlan_parents_after_a_reboot() {
     underlay.ok(&["network", "rm", "--force", "lan"]);
     assert!(!has_link(&host, "eth0.42"));
 }
+
+/// The README's main job on a kernel with 802.1Q: every lab check passes, none is skipped (on a
+/// host without 8021q the VLAN-trunk scenario is skipped, which `tests/lab.rs` covers).
+#[test]
+#[ignore = "runs inside the kernel VM: tests/vm/run"]
+fn vm_lab_run_passes_every_check_with_the_vlan_trunk_scenario() {
+    require_vm();
+    let out = ok(Command::new(UNDERLAY).args(["lab", "run"]));
+    let summary = out.lines().last().unwrap_or_default();
+    assert!(
+        summary.starts_with("33 passed, 0 failed") && !summary.contains("skipped"),
+        "{summary}\n{out}"
+    );
+    assert!(
+        out.contains("c1 (VLAN 10) cannot reach c3 (VLAN 20)"),
+        "{out}"
+    );
+}

@@ -1,5 +1,6 @@
-//! The check runner: numbers, times and prints each step as it runs, and skips (as a failure)
-//! a step whose prerequisite did not pass.
+//! The check runner: numbers, times and prints each step as it runs, skips (as a failure) a
+//! step whose prerequisite did not pass, and lists a whole group as skipped when the kernel
+//! lacks what it needs.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -15,10 +16,12 @@ pub struct Step<C> {
     pub run: fn(&mut C) -> anyhow::Result<()>,
 }
 
-/// Totals of a run.
+/// Totals of a run. `skipped` counts checks not run because the kernel lacks a feature; they
+/// are neither passes nor failures. A check skipped because an earlier one failed is a failure.
 pub struct Summary {
     pub passed: usize,
     pub failed: usize,
+    pub skipped: usize,
 }
 
 impl Summary {
@@ -30,32 +33,77 @@ impl Summary {
 /// Title and dots fill this many columns, so the verdicts line up.
 const TITLE_WIDTH: usize = 58;
 
-/// Runs every step in order, printing one progress line each.
-pub fn run_steps<C>(steps: &[&Step<C>], ctx: &mut C) -> Summary {
-    let total = steps.len();
-    let width = total.to_string().len();
-    let mut provided: HashSet<&str> = HashSet::new();
-    let mut summary = Summary {
-        passed: 0,
-        failed: 0,
-    };
-    for (index, step) in steps.iter().enumerate() {
-        print_start(index + 1, total, width, step.title);
-        let passed = match step.needs.iter().find(|need| !provided.contains(*need)) {
-            Some(missing) => {
-                finish_line(&format!("FAIL  skipped: needs {missing}"));
-                false
-            }
-            None => run_one(step, ctx),
-        };
-        if passed {
-            provided.insert(step.provides);
-            summary.passed += 1;
-        } else {
-            summary.failed += 1;
+/// Runs groups of steps in order, numbering them "[n/total]" across groups.
+pub struct Runner {
+    total: usize,
+    width: usize,
+    number: usize,
+    provided: HashSet<&'static str>,
+    summary: Summary,
+}
+
+impl Runner {
+    /// `total`: how many steps all groups hold together (run or skipped).
+    pub fn new(total: usize) -> Self {
+        Runner {
+            total,
+            width: total.to_string().len(),
+            number: 0,
+            provided: HashSet::new(),
+            summary: Summary {
+                passed: 0,
+                failed: 0,
+                skipped: 0,
+            },
         }
     }
-    summary
+
+    /// Runs every step in order, printing one progress line each.
+    pub fn run<C>(&mut self, steps: &[Step<C>], ctx: &mut C) {
+        for step in steps {
+            self.print_start(step.title);
+            let passed = match step
+                .needs
+                .iter()
+                .find(|need| !self.provided.contains(*need))
+            {
+                Some(missing) => {
+                    finish_line(&format!("FAIL  skipped: needs {missing}"));
+                    false
+                }
+                None => run_one(step, ctx),
+            };
+            if passed {
+                self.provided.insert(step.provides);
+                self.summary.passed += 1;
+            } else {
+                self.summary.failed += 1;
+            }
+        }
+    }
+
+    /// Lists every step as skipped (not run, not failed).
+    pub fn skip<C>(&mut self, steps: &[Step<C>]) {
+        for step in steps {
+            self.print_start(step.title);
+            finish_line("skipped");
+            self.summary.skipped += 1;
+        }
+    }
+
+    pub fn finish(self) -> Summary {
+        self.summary
+    }
+
+    /// "[ 4/20] c1 pings c2 (IPv4) ........ " without a newline, flushed, so a slow step shows
+    /// what it is doing.
+    fn print_start(&mut self, title: &str) {
+        self.number += 1;
+        let dots = ".".repeat(TITLE_WIDTH.saturating_sub(title.len() + 2).max(3));
+        let (number, total, width) = (self.number, self.total, self.width);
+        print!("[{number:>width$}/{total}] {title} {dots} ");
+        flush();
+    }
 }
 
 /// Runs and times one step, finishing its progress line; the reason of a failure follows on
@@ -77,14 +125,6 @@ fn run_one<C>(step: &Step<C>, ctx: &mut C) -> bool {
             false
         }
     }
-}
-
-/// "[ 4/20] c1 pings c2 (IPv4) ........ " without a newline, flushed, so a slow step shows
-/// what it is doing.
-fn print_start(number: usize, total: usize, width: usize, title: &str) {
-    let dots = ".".repeat(TITLE_WIDTH.saturating_sub(title.len() + 2).max(3));
-    print!("[{number:>width$}/{total}] {title} {dots} ");
-    flush();
 }
 
 /// Prints a line that is not a numbered check ("building the topology ... ok").

@@ -1,13 +1,15 @@
 //! `underlay lab`: a self-contained lab built from network namespaces (a bridge, a router, a
 //! docker host and three containers), and the demo scenario replayed against it with this very
-//! binary. `run` checks everything and tears it down, `up` leaves it running to explore, `down`
-//! removes it.
+//! binary, then the VLAN-trunk scenario when the kernel has 802.1Q support (listed as skipped
+//! when it has not). `run` checks everything and tears it down, `up` leaves it running to
+//! explore, `down` removes it.
 
 mod checks;
 mod scenario;
 mod sys;
 mod topology;
 mod underlay;
+mod vlan;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,9 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 
 use crate::cli::LabCommand;
-use checks::{finish_line, print_phase, run_steps, Step, Summary};
+use checks::{finish_line, print_phase, Runner, Summary};
 use scenario::Lab;
-use topology::Topology;
+use topology::{Topology, VlanSupport};
 use underlay::Underlay;
 
 /// Everything on disk that belongs to the lab lives under here.
@@ -44,12 +46,25 @@ fn lab_run() -> anyhow::Result<ExitCode> {
         "underlay lab: macvlan network \"lab\" (198.51.100.0/24, 2001:db8:babe:cafe::/64) on \
          namespaces ul-lab-*; no packet leaves them"
     );
-    let mut lab = build_lab(&state_dir)?;
-    let steps: Vec<&Step<Lab>> = scenario::SETUP
-        .iter()
-        .chain(scenario::CHECKS.iter())
-        .collect();
-    let summary = run_steps(&steps, &mut lab);
+    let (mut lab, vlan_support) = build_lab(&state_dir)?;
+    let total = scenario::SETUP.len() + scenario::CHECKS.len() + vlan::CHECKS.len();
+    let mut runner = Runner::new(total);
+    runner.run(&scenario::SETUP, &mut lab);
+    runner.run(&scenario::CHECKS, &mut lab);
+    match vlan_support {
+        VlanSupport::Available => {
+            println!(
+                "VLAN trunk scenario: networks v10 (192.168.10.0/24) and v20 (192.168.20.0/24) on \
+                 802.1Q sub-interfaces of the host's eth0; the router has eth0.10 and eth0.20"
+            );
+            runner.run(&vlan::CHECKS, &mut lab);
+        }
+        VlanSupport::Missing(why) => {
+            println!("VLAN trunk scenario: skipped: {why}");
+            runner.skip(&vlan::CHECKS);
+        }
+    }
+    let summary = runner.finish();
     print_summary(&summary);
     Ok(exit_code(&summary))
 }
@@ -61,15 +76,15 @@ fn lab_up() -> anyhow::Result<ExitCode> {
     let state_dir = PathBuf::from(UP_STATE_DIR);
     let cleanup = CleanupGuard::arm(state_dir.clone());
     println!("underlay lab up: building the lab in namespaces ul-lab-*");
-    let mut lab = build_lab(&state_dir)?;
-    let steps: Vec<&Step<Lab>> = scenario::SETUP.iter().collect();
-    let summary = run_steps(&steps, &mut lab);
-    if !summary.all_passed() {
+    let (mut lab, vlan_support) = build_lab(&state_dir)?;
+    let mut runner = Runner::new(scenario::SETUP.len());
+    runner.run(&scenario::SETUP, &mut lab);
+    if !runner.finish().all_passed() {
         println!("the lab could not be set up; tearing it down");
         return Ok(ExitCode::FAILURE);
     }
     cleanup.disarm();
-    print_exploring_hints()?;
+    print_exploring_hints(&vlan_support)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -86,18 +101,22 @@ fn lab_down() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The topology (timed, on its own line) and a fresh state directory.
-fn build_lab(state_dir: &Path) -> anyhow::Result<Lab> {
+/// The topology (timed, on its own line) and a fresh state directory; and whether the kernel
+/// can do the VLAN-trunk scenario.
+fn build_lab(state_dir: &Path) -> anyhow::Result<(Lab, VlanSupport)> {
     print_phase("building the topology");
     let started = std::time::Instant::now();
-    if let Err(err) = Topology::up() {
-        finish_line("FAIL");
-        return Err(err.context("the lab needs veth, bridge and macvlan support in the kernel"));
-    }
+    let topology = match Topology::up() {
+        Ok(topology) => topology,
+        Err(err) => {
+            finish_line("FAIL");
+            return Err(err.context("the lab needs veth, bridge and macvlan support in the kernel"));
+        }
+    };
     finish_line(&format!("ok  ({} ms)", started.elapsed().as_millis()));
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("creating state directory {}", state_dir.display()))?;
-    Ok(Lab::new(Underlay::new(state_dir)?))
+    Ok((Lab::new(Underlay::new(state_dir)?), topology.vlan))
 }
 
 /// One clear line (as the error) naming what is missing and how to get it.
@@ -148,8 +167,13 @@ fn remove_lab_dir() -> anyhow::Result<()> {
     }
 }
 
+/// "N passed, N failed" first, always (tools read it), then ", N skipped" when some were.
 fn print_summary(summary: &Summary) {
-    println!("{} passed, {} failed", summary.passed, summary.failed);
+    let mut line = format!("{} passed, {} failed", summary.passed, summary.failed);
+    if summary.skipped > 0 {
+        line.push_str(&format!(", {} skipped", summary.skipped));
+    }
+    println!("{line}");
 }
 
 fn exit_code(summary: &Summary) -> ExitCode {
@@ -160,7 +184,7 @@ fn exit_code(summary: &Summary) -> ExitCode {
     }
 }
 
-fn print_exploring_hints() -> anyhow::Result<()> {
+fn print_exploring_hints(vlan_support: &VlanSupport) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("finding the underlay binary")?;
     let underlay = format!(
         "UNDERLAY_STATE_DIR={UP_STATE_DIR} ip netns exec {} {}",
@@ -178,6 +202,14 @@ fn print_exploring_hints() -> anyhow::Result<()> {
          Tear it down with: {} lab down",
         exe.display()
     );
+    match vlan_support {
+        VlanSupport::Available => println!(
+            "The host's eth0 is also a VLAN trunk: the router answers on VLAN 10 (192.168.10.1) \
+             and VLAN 20 (192.168.20.1), e.g.\n  \
+             {underlay} network create --subnet 192.168.10.0/24 -o parent=eth0.10 --internal v10"
+        ),
+        VlanSupport::Missing(why) => println!("No VLAN trunk: {why}."),
+    }
     Ok(())
 }
 

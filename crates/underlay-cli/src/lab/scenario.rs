@@ -11,6 +11,8 @@ use super::underlay::Underlay;
 
 pub const NETWORK: &str = "lab";
 const METRIC: &str = "100";
+/// How long the router may take to learn c1's MAC from its gratuitous ARP.
+const LEARN_DEADLINE_SECS: u64 = 3;
 
 /// What the steps share: the CLI, and what an earlier step learned.
 pub struct Lab {
@@ -234,10 +236,11 @@ fn connect_expecting(
 
 /// Nobody has pinged from c1, yet the router knows c1's MAC: underlay sets `arp_notify` on the
 /// new link before bringing it up, so the kernel broadcasts a gratuitous ARP ("198.51.100.2 is at
-/// <mac>") the moment it comes up, and the router (with `arp_accept`) records it.
+/// <mac>") the moment it comes up, and the router (with `arp_accept`) records it. It takes
+/// milliseconds; the generous deadline is for slow emulated machines (the kernel-VM harness).
 fn router_learned_c1_mac(lab: &mut Lab) -> anyhow::Result<()> {
     let mac = lab.c1_mac.clone().context("c1's MAC is unknown")?;
-    let deadline = Instant::now() + Duration::from_secs(1);
+    let deadline = Instant::now() + Duration::from_secs(LEARN_DEADLINE_SECS);
     loop {
         let neigh = ip(&["-n", ROUTER, "neigh", "show", "198.51.100.2"])?;
         if neigh.to_lowercase().contains(&mac.to_lowercase()) {
@@ -245,7 +248,7 @@ fn router_learned_c1_mac(lab: &mut Lab) -> anyhow::Result<()> {
         }
         if Instant::now() >= deadline {
             anyhow::bail!(
-                "after 1 s `ip -n {ROUTER} neigh show 198.51.100.2` shows {:?}, expected lladdr {mac}",
+                "after {LEARN_DEADLINE_SECS} s `ip -n {ROUTER} neigh show 198.51.100.2` shows {:?}, expected lladdr {mac}",
                 neigh.trim()
             );
         }
@@ -287,7 +290,7 @@ fn c1_cannot_reach_parent(_: &mut Lab) -> anyhow::Result<()> {
 
 /// `ping -c1 -W1` from `ns`, tried up to three times: the first IPv6 echo may be lost while
 /// neighbour discovery is still resolving the target.
-fn ping(ns: &str, address: &str) -> anyhow::Result<()> {
+pub(super) fn ping(ns: &str, address: &str) -> anyhow::Result<()> {
     let mut last = None;
     for _ in 0..3 {
         let ran = sys::run("ip", &ping_args(ns, address))?;
@@ -302,7 +305,7 @@ fn ping(ns: &str, address: &str) -> anyhow::Result<()> {
     }
 }
 
-fn ping_args<'a>(ns: &'a str, address: &'a str) -> Vec<&'a str> {
+pub(super) fn ping_args<'a>(ns: &'a str, address: &'a str) -> Vec<&'a str> {
     let mut args = vec!["netns", "exec", ns, "ping", "-c1", "-W1"];
     if address.contains(':') {
         args.push("-6");

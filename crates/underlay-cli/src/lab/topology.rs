@@ -7,6 +7,11 @@
 //!                   └─ macvlan children → ul-lab-c1, ul-lab-c2, ul-lab-c3 (empty to begin with)
 //! ```
 //!
+//! When the kernel has 802.1Q support, the host's `eth0` is also a VLAN trunk: the router gets
+//! `eth0.10` (192.168.10.1/24) and `eth0.20` (192.168.20.1/24), and br0 (no `vlan_filtering`)
+//! passes the tagged frames between the two untouched. The host's sub-interfaces are left to
+//! underlay.
+//!
 //! Nothing is connected to the namespace `underlay lab` is started from, so no lab packet can
 //! ever reach a real network.
 
@@ -30,13 +35,29 @@ pub const HOST_ADDRESS: &str = "198.51.100.10";
 /// The interface holding the host's address, and the parent of the macvlan network.
 pub const PARENT: &str = "eth0";
 
+/// A scratch namespace for probing kernel features; removed right after (and by `down()`).
+const PROBE: &str = "ul-lab-probe";
+
+/// The VLANs the router serves on its `eth0` trunk: (VLAN ID, router address).
+pub const ROUTER_VLANS: [(u16, &str); 2] = [(10, "192.168.10.1/24"), (20, "192.168.20.1/24")];
+
+/// Whether 802.1Q VLAN links work on this kernel.
+pub enum VlanSupport {
+    Available,
+    /// Why not, as one phrase ("this kernel has no 802.1Q support (8021q module missing)").
+    Missing(String),
+}
+
 /// The lab's namespaces. `up()` builds them, `down()` removes every `ul-lab-*` namespace,
 /// including leftovers of an earlier run.
-pub struct Topology;
+pub struct Topology {
+    pub vlan: VlanSupport,
+}
 
 impl Topology {
     /// Builds the switch, the router, the docker host and the three empty containers, then
-    /// checks that a macvlan can be created on the host's `eth0`.
+    /// checks that a macvlan can be created on the host's `eth0`, and whether VLAN links can be
+    /// created at all; if they can, the router gets its VLAN sub-interfaces.
     pub fn up() -> anyhow::Result<Topology> {
         for ns in [SWITCH, ROUTER, HOST].iter().chain(CONTAINERS.iter()) {
             ip(&["netns", "add", ns]).with_context(|| {
@@ -47,7 +68,11 @@ impl Topology {
         build_router().context("building the router")?;
         build_host().context("building the docker host")?;
         probe_macvlan()?;
-        Ok(Topology)
+        let vlan = probe_vlan()?;
+        if let VlanSupport::Available = vlan {
+            build_router_vlans().context("giving the router its VLAN sub-interfaces")?;
+        }
+        Ok(Topology { vlan })
     }
 
     /// Removes every `ul-lab-*` namespace and reports how many there were. Deleting a namespace
@@ -151,6 +176,52 @@ fn probe_macvlan() -> anyhow::Result<()> {
         );
     }
     ip(&["-n", HOST, "link", "delete", probe])?;
+    Ok(())
+}
+
+/// Creates a VLAN link on a veth in a scratch namespace. A kernel without 802.1Q support
+/// (no `8021q` module, and none to load) refuses with "Unknown device type"; that is a skip of
+/// the VLAN checks, not an error. Only failing to set up the probe itself is an error.
+fn probe_vlan() -> anyhow::Result<VlanSupport> {
+    ip(&["netns", "add", PROBE]).with_context(|| format!("creating netns {PROBE}"))?;
+    let outcome = (|| {
+        ip(&[
+            "-n", PROBE, "link", "add", "p0", "type", "veth", "peer", "name", "p1",
+        ])?;
+        sys::run(
+            "ip",
+            &[
+                "-n", PROBE, "link", "add", "link", "p0", "name", "p0.5", "type", "vlan", "id", "5",
+            ],
+        )
+    })();
+    ip(&["netns", "delete", PROBE]).with_context(|| format!("removing netns {PROBE}"))?;
+    let created = outcome.context("probing for 802.1Q VLAN support")?;
+    if created.succeeded() {
+        return Ok(VlanSupport::Available);
+    }
+    let module_loaded = std::path::Path::new("/sys/module/8021q").exists();
+    if created.stderr.contains("Unknown device type") && !module_loaded {
+        return Ok(VlanSupport::Missing(
+            "this kernel has no 802.1Q support (8021q module missing)".to_string(),
+        ));
+    }
+    Ok(VlanSupport::Missing(format!(
+        "creating a VLAN link failed: {}",
+        created.describe()
+    )))
+}
+
+/// The router's `eth0.10` and `eth0.20`, addressed and up.
+fn build_router_vlans() -> anyhow::Result<()> {
+    for (id, address) in ROUTER_VLANS {
+        let (name, id) = (format!("{PARENT}.{id}"), id.to_string());
+        ip(&[
+            "-n", ROUTER, "link", "add", "link", PARENT, "name", &name, "type", "vlan", "id", &id,
+        ])?;
+        ip(&["-n", ROUTER, "addr", "add", address, "dev", &name])?;
+        ip(&["-n", ROUTER, "link", "set", &name, "up"])?;
+    }
     Ok(())
 }
 
