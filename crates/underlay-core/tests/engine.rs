@@ -429,7 +429,7 @@ fn the_next_command_rolls_back_an_attach_whose_rollback_failed() {
     f.world.borrow_mut().fail = vec!["add_route", "delete_link"];
     let err = f.engine.connect(&connect("c1")).unwrap_err().to_string();
     assert!(
-        err.contains("IPv4 default route") && err.contains("deleting eth0"),
+        err.contains("adding route 0.0.0.0/0 via 198.51.100.1") && err.contains("deleting eth0"),
         "{err}"
     );
     assert_eq!(f.world.borrow().link_names("/run/netns/c1"), ["eth0"]);

@@ -1,0 +1,227 @@
+//! One container link, plumbed: the kernel work every front-end's attach comes down to,
+//! independent of any state. The engine builds a [`LinkPlan`] from its network and endpoint;
+//! a CNI plugin builds one from its config and its IPAM plugin's result.
+
+use std::net::IpAddr;
+
+use underlay_linux::{
+    IpNet, IpvlanFlag, IpvlanMode, IpvlanSpec, Kernel, MacvlanMode, MacvlanSpec, Netlink, Route,
+};
+
+use crate::crash::crash_point;
+use crate::{Error, Family, IfName, MacAddr};
+
+/// The kind of link a container gets on its parent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkKind {
+    Macvlan {
+        mode: MacvlanMode,
+        mac: MacAddr,
+    },
+    /// ipvlan slaves carry their parent's MAC.
+    Ipvlan {
+        mode: IpvlanMode,
+        flag: IpvlanFlag,
+    },
+}
+
+impl LinkKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            LinkKind::Macvlan { .. } => "macvlan",
+            LinkKind::Ipvlan { .. } => "ipvlan",
+        }
+    }
+}
+
+/// Everything needed to give a container one configured link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkPlan {
+    pub kind: LinkKind,
+    /// Index and name of the parent in the host namespace.
+    pub parent_index: u32,
+    pub parent_name: String,
+    /// Unique name the link is born with, inside the container.
+    pub tmp_ifname: IfName,
+    pub ifname: IfName,
+    /// Marks the link as ours (`IFLA_IFALIAS`) before it loses its temporary name.
+    pub alias: String,
+    pub mtu: Option<u32>,
+    pub addresses: Vec<IpNet>,
+    /// Routes through the new link (`oif` is filled in).
+    pub routes: Vec<Route>,
+    /// The container's netns as the user knows it, for messages.
+    pub netns: String,
+    /// What to tell the user when a default route collides with one already there.
+    pub route_conflict_hint: String,
+}
+
+/// Creates and configures the link in `ns` and returns its index. On error the caller rolls
+/// back by deleting the link (under either name); nothing else is left behind.
+pub fn plumb_link<K: Kernel>(
+    kernel: &mut K,
+    ns: &K::Ns,
+    nl: &mut K::Nl,
+    plan: &LinkPlan,
+) -> Result<u32, Error> {
+    create_in_netns(kernel, ns, plan)?;
+    crash_point("attach-link-created");
+    let index = nl
+        .link_by_name(plan.tmp_ifname.as_str())
+        .map_err(Error::kernel(format!(
+            "looking up link {}",
+            plan.tmp_ifname
+        )))?
+        .ok_or_else(|| Error::Io(format!("{} vanished after creation", plan.tmp_ifname)))?
+        .index;
+    // Marked before it loses its unique temporary name: from here on the alias is what proves
+    // the link is ours.
+    nl.set_alias(index, &plan.alias)
+        .map_err(Error::kernel(format!(
+            "marking {} in netns {}",
+            plan.tmp_ifname, plan.netns
+        )))?;
+    nl.rename_link(index, plan.ifname.as_str())
+        .map_err(Error::kernel(format!(
+            "renaming {} to {} in netns {}",
+            plan.tmp_ifname, plan.ifname, plan.netns
+        )))?;
+    crash_point("attach-renamed");
+    kernel
+        .sysctls_in(ns, &announce_sysctls(plan))
+        .map_err(Error::kernel(format!(
+            "setting sysctls of {} in netns {}",
+            plan.ifname, plan.netns
+        )))?;
+    configure(nl, index, plan)?;
+    crash_point("attach-configured");
+    Ok(index)
+}
+
+/// Created straight inside the container's netns: it never shows up in the host's, so a crash
+/// cannot leave it there, and two attaches cannot race for a host-side name.
+fn create_in_netns<K: Kernel>(kernel: &mut K, ns: &K::Ns, plan: &LinkPlan) -> Result<(), Error> {
+    let name = plan.tmp_ifname.to_string();
+    let (parent, mtu) = (plan.parent_index, plan.mtu);
+    let created = match plan.kind {
+        LinkKind::Macvlan { mode, mac } => kernel.create_macvlan_in(
+            &MacvlanSpec {
+                name,
+                parent,
+                mode,
+                mac: Some(mac.0),
+                mtu,
+            },
+            ns,
+        ),
+        LinkKind::Ipvlan { mode, flag } => kernel.create_ipvlan_in(
+            &IpvlanSpec {
+                name,
+                parent,
+                mode,
+                flag,
+                mtu,
+            },
+            ns,
+        ),
+    };
+    created.map_err(|e| {
+        // One rx handler per interface: a parent already serving macvlan cannot serve ipvlan
+        // (and vice versa), nor can a bridge or bond port.
+        if e.errno() == Some(nix::errno::Errno::EBUSY as i32) {
+            return Error::Conflict(format!(
+                "the kernel refused a {} link on parent {}: it already carries links of another kind or is a bridge or bond port",
+                plan.kind.name(),
+                plan.parent_name
+            ));
+        }
+        Error::kernel(format!("creating {} {} on parent {}", plan.kind.name(), plan.tmp_ifname, plan.parent_name))(e)
+    })
+}
+
+/// `arp_notify` / `ndisc_notify` make the kernel send a gratuitous ARP and an unsolicited
+/// neighbour advertisement for the link's addresses when it comes up. Switches learn the new MAC
+/// from it at once; neighbours that already had an entry for the address (a container that came
+/// back with a new MAC) update it, and Linux hosts create one only with `arp_accept=1`. They
+/// must be set before the link goes up.
+fn announce_sysctls(plan: &LinkPlan) -> Vec<(String, String)> {
+    let has = |family: Family| plan.addresses.iter().any(|a| Family::of(a.addr) == family);
+    let mut out = Vec::new();
+    if has(Family::V4) {
+        out.push((
+            format!("net/ipv4/conf/{}/arp_notify", plan.ifname),
+            "1".to_string(),
+        ));
+    }
+    if has(Family::V6) {
+        out.push((
+            format!("net/ipv6/conf/{}/ndisc_notify", plan.ifname),
+            "1".to_string(),
+        ));
+    }
+    out
+}
+
+/// Addresses first, then up (so the announcements carry them), then the routes (a gateway is
+/// only reachable once the link is up and its subnet route exists).
+fn configure<N: Netlink>(nl: &mut N, index: u32, plan: &LinkPlan) -> Result<(), Error> {
+    for addr in &plan.addresses {
+        nl.add_address(index, *addr).map_err(Error::kernel(format!(
+            "adding {addr} to {} in netns {}",
+            plan.ifname, plan.netns
+        )))?;
+    }
+    nl.set_up(index).map_err(Error::kernel(format!(
+        "bringing {} up in netns {}",
+        plan.ifname, plan.netns
+    )))?;
+    for route in &plan.routes {
+        let route = Route {
+            oif: index,
+            ..route.clone()
+        };
+        nl.add_route(&route)
+            .map_err(|e| route_error(e, &route, plan))?;
+    }
+    Ok(())
+}
+
+/// A second network in the same netns with the same metric collides with the first one's
+/// default route (the kernel keys IPv4 routes on prefix and metric): say how to fix it.
+fn route_error(err: underlay_linux::Error, route: &Route, plan: &LinkPlan) -> Error {
+    let family = Family::of(route.dst.addr);
+    if route.dst.prefix == 0 && err.errno() == Some(nix::errno::Errno::EEXIST as i32) {
+        return Error::Conflict(format!(
+            "netns {} already has an {} default route with metric {}: {}",
+            plan.netns,
+            family.name(),
+            route.metric,
+            plan.route_conflict_hint
+        ));
+    }
+    let via = route
+        .gateway
+        .map(|g| format!(" via {g}"))
+        .unwrap_or_default();
+    Error::kernel(format!(
+        "adding route {}{via} (metric {}) in netns {}",
+        route.dst, route.metric, plan.netns
+    ))(err)
+}
+
+/// A default route of `family`: via `gateway`, or through the device when `None`.
+pub fn default_route(family: Family, gateway: Option<IpAddr>, metric: u32) -> Route {
+    let any: IpAddr = match family {
+        Family::V4 => IpAddr::from([0u8; 4]),
+        Family::V6 => IpAddr::from([0u8; 16]),
+    };
+    Route {
+        dst: IpNet {
+            addr: any,
+            prefix: 0,
+        },
+        gateway,
+        oif: 0,
+        metric,
+    }
+}
