@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::{write_sysctl, Error, IpvlanSpec, Kernel, MacvlanSpec, Netns, RtNetlink};
+use crate::{write_sysctl, Error, IpvlanSpec, Kernel, MacvlanSpec, Netns, RtNetlink, VlanSpec};
 
 /// The host's kernel, reached through one rtnetlink socket in the caller's namespace.
 #[derive(Debug)]
@@ -41,6 +41,10 @@ impl Kernel for LinuxKernel {
 
     fn create_ipvlan_in(&mut self, spec: &IpvlanSpec, ns: &Netns) -> Result<(), Error> {
         self.host.create_ipvlan_in(spec, ns)
+    }
+
+    fn create_vlan_in(&mut self, spec: &VlanSpec, ns: &Netns) -> Result<(), Error> {
+        self.host.create_vlan_in(spec, ns)
     }
 
     fn sysctls_in(&mut self, ns: &Netns, settings: &[(String, String)]) -> Result<(), Error> {

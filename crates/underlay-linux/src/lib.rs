@@ -54,6 +54,9 @@ pub trait Netlink {
     fn add_route(&mut self, route: &Route) -> Result<(), Error>;
     /// The routes of the main table whose output interface is `index`, both families.
     fn routes(&mut self, index: u32) -> Result<Vec<Route>, Error>;
+    /// The link of the IPv4 default route with the lowest metric (the CNI plugins' default
+    /// `master`), if there is one.
+    fn default_route_link(&mut self) -> Result<Option<u32>, Error>;
 }
 
 /// The host as the core sees it: a netlink socket in the caller's namespace, plus what it takes
@@ -77,6 +80,8 @@ pub trait Kernel {
     /// Creates an ipvlan slave of a host parent directly inside `ns`, like
     /// [`Kernel::create_macvlan_in`].
     fn create_ipvlan_in(&mut self, spec: &IpvlanSpec, ns: &Self::Ns) -> Result<(), Error>;
+    /// Creates an 802.1Q sub-interface of a host parent directly inside `ns`.
+    fn create_vlan_in(&mut self, spec: &VlanSpec, ns: &Self::Ns) -> Result<(), Error>;
     /// Writes sysctls (`("net/ipv4/conf/eth0/arp_notify", "1")`, relative to `/proc/sys`) inside `ns`.
     fn sysctls_in(&mut self, ns: &Self::Ns, settings: &[(String, String)]) -> Result<(), Error>;
     /// Identity of the namespace (`st_dev`, `st_ino` of its nsfs inode).

@@ -125,6 +125,20 @@ impl RtNetlink {
         self.create_link(&op, ipvlan_message(spec, Some(ns.as_fd())))
     }
 
+    /// Creates an 802.1Q sub-interface of parent `spec.parent` of this socket's namespace
+    /// directly inside `ns` (the CNI `vlan` plugin's container interface).
+    pub fn create_vlan_in(&mut self, spec: &VlanSpec, ns: &Netns) -> Result<(), Error> {
+        let op = format!(
+            "create vlan {} (id {}) on parent {}",
+            spec.name, spec.id, spec.parent
+        );
+        let mut message = vlan_message(spec);
+        message
+            .attributes
+            .push(LinkAttribute::NetNsFd(ns.as_fd().as_raw_fd()));
+        self.create_link(&op, message)
+    }
+
     /// `RTM_NEWLINK` with `NLM_F_CREATE | NLM_F_EXCL`: an existing name is `EEXIST`.
     fn create_link(&mut self, op: &str, message: LinkMessage) -> Result<(), Error> {
         self.request(
@@ -688,12 +702,15 @@ fn route_message(route: &Route) -> RouteMessage {
 
 /// A dump request for the unicast routes of the main table through link `index`; with strict
 /// checking the kernel does the filtering.
-fn route_dump_request(family: AddressFamily, index: u32) -> RouteMessage {
+/// A dump of the main table's unicast routes of one family, of link `oif` or of all links.
+fn route_dump_request(family: AddressFamily, oif: Option<u32>) -> RouteMessage {
     let mut message = RouteMessage::default();
     message.header.address_family = family;
     message.header.table = RouteHeader::RT_TABLE_MAIN;
     message.header.kind = RouteType::Unicast;
-    message.attributes.push(RouteAttribute::Oif(index));
+    if let Some(index) = oif {
+        message.attributes.push(RouteAttribute::Oif(index));
+    }
     message
 }
 
@@ -715,7 +732,13 @@ fn ip_of(address: RouteAddress) -> Option<IpAddr> {
 
 /// The [`Route`] a `RTM_NEWROUTE` message describes, when it is a unicast route of the main
 /// table of `family` through link `index`.
-fn route_from_message(message: RouteMessage, family: AddressFamily, index: u32) -> Option<Route> {
+/// The route a message describes, if it is a main-table unicast route of `family` (through link
+/// `wanted_oif` when given).
+fn route_from_message(
+    message: RouteMessage,
+    family: AddressFamily,
+    wanted_oif: Option<u32>,
+) -> Option<Route> {
     let header = &message.header;
     if header.address_family != family || header.kind != RouteType::Unicast {
         return None;
@@ -736,13 +759,14 @@ fn route_from_message(message: RouteMessage, family: AddressFamily, index: u32) 
         }
     }
     let main_table = u32::from(RouteHeader::RT_TABLE_MAIN);
-    (table == main_table && oif == Some(index)).then_some(Route {
+    let oif = oif?;
+    (table == main_table && wanted_oif.is_none_or(|w| w == oif)).then_some(Route {
         dst: IpNet {
             addr: dst,
             prefix: message.header.destination_prefix_length,
         },
         gateway,
-        oif: index,
+        oif,
         metric,
     })
 }
@@ -877,12 +901,28 @@ impl Netlink for RtNetlink {
     }
 
     fn routes(&mut self, index: u32) -> Result<Vec<Route>, Error> {
+        self.dump_routes(Some(index))
+    }
+
+    fn default_route_link(&mut self) -> Result<Option<u32>, Error> {
+        let routes = self.dump_routes(None)?;
+        Ok(routes
+            .iter()
+            .filter(|r| r.dst.prefix == 0 && r.dst.addr.is_ipv4())
+            .min_by_key(|r| r.metric)
+            .map(|r| r.oif))
+    }
+}
+
+impl RtNetlink {
+    /// The main table's unicast routes, both families, of link `oif` or of all links.
+    fn dump_routes(&mut self, oif: Option<u32>) -> Result<Vec<Route>, Error> {
         // One dump per family: an AF_UNSPEC route dump would also ask every other family
         // (MPLS, multicast routing) that may reject the filters.
         let mut routes = Vec::new();
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-            let op = format!("list {family:?} routes of link {index}");
-            let request = RouteNetlinkMessage::GetRoute(route_dump_request(family, index));
+            let op = format!("list {family:?} routes");
+            let request = RouteNetlinkMessage::GetRoute(route_dump_request(family, oif));
             let messages = match self.dump(&op, request) {
                 Err(error) if error.errno() == Some(nix::libc::ENODEV) => return Ok(Vec::new()),
                 // IPv6 disabled on this host (ipv6.disable=1): there are no IPv6 routes.
@@ -895,7 +935,7 @@ impl Netlink for RtNetlink {
                 other => other?,
             };
             routes.extend(messages.into_iter().filter_map(|message| match message {
-                RouteNetlinkMessage::NewRoute(route) => route_from_message(route, family, index),
+                RouteNetlinkMessage::NewRoute(route) => route_from_message(route, family, oif),
                 _ => None,
             }));
         }
@@ -1035,7 +1075,7 @@ mod tests {
         message.header.kind = RouteType::Unicast;
         message.header.destination_prefix_length = 0;
         message.attributes.push(RouteAttribute::Oif(4));
-        let route = route_from_message(message.clone(), AddressFamily::Inet6, 4);
+        let route = route_from_message(message.clone(), AddressFamily::Inet6, Some(4));
         assert_eq!(
             route,
             Some(Route {
@@ -1049,11 +1089,14 @@ mod tests {
             })
         );
         assert_eq!(
-            route_from_message(message.clone(), AddressFamily::Inet6, 5),
+            route_from_message(message.clone(), AddressFamily::Inet6, Some(5)),
             None
         );
         message.header.kind = RouteType::Local;
-        assert_eq!(route_from_message(message, AddressFamily::Inet6, 4), None);
+        assert_eq!(
+            route_from_message(message, AddressFamily::Inet6, Some(4)),
+            None
+        );
     }
 
     #[test]

@@ -448,3 +448,27 @@ fn alias_is_set_and_read_back_and_survives_a_rename() {
         .iter()
         .any(|l| l.alias.as_deref() == Some("underlay:0123abcd")));
 }
+
+#[test]
+fn default_route_link_is_the_lowest_metric_ipv4_default() {
+    let ns = TestNetns::new();
+    let first = ns.veth("ul-par0", "ul-peer0");
+    let second = ns.veth("ul-par1", "ul-peer1");
+    for link in ["ul-par0", "ul-peer0", "ul-par1", "ul-peer1"] {
+        ns.ip(&["link", "set", link, "up"]);
+    }
+    let mut nl = ns.netlink();
+    assert_eq!(nl.default_route_link().expect("dump"), None);
+    for (index, addr, metric) in [(first, "198.51.100.2", 200), (second, "203.0.113.2", 100)] {
+        nl.add_address(index, net(addr, 24)).expect("address");
+        let gateway = addr.replace(".2", ".1").parse().expect("gateway");
+        let default = Route {
+            dst: net("0.0.0.0", 0),
+            gateway: Some(gateway),
+            oif: index,
+            metric,
+        };
+        nl.add_route(&default).expect("route");
+    }
+    assert_eq!(nl.default_route_link().expect("dump"), Some(second));
+}

@@ -269,6 +269,15 @@ impl Netlink for FakeNl {
         self.with(|ns| ns.routes.push(route.clone()));
         Ok(())
     }
+    fn default_route_link(&mut self) -> Result<Option<u32>, Error> {
+        Ok(self.with(|ns| {
+            ns.routes
+                .iter()
+                .filter(|r| r.dst.prefix == 0)
+                .min_by_key(|r| r.metric)
+                .map(|r| r.oif)
+        }))
+    }
     fn routes(&mut self, index: u32) -> Result<Vec<Route>, Error> {
         Ok(self.with(|ns| {
             ns.routes
@@ -320,6 +329,12 @@ impl Kernel for FakeKernel {
         link.kind = Some("ipvlan".into());
         link.ipvlan = Some((spec.mode, spec.flag));
         self.create_child(link, spec.parent, spec.mtu, ns)
+    }
+    fn create_vlan_in(&mut self, spec: &VlanSpec, ns: &String) -> Result<(), Error> {
+        let mut link = plain_link(&spec.name, Some([2, 0, 0, 0, 4, 4]));
+        link.kind = Some("vlan".into());
+        link.vlan_id = Some(spec.id);
+        self.create_child(link, spec.parent, None, ns)
     }
     fn sysctls_in(&mut self, ns: &String, settings: &[(String, String)]) -> Result<(), Error> {
         let mut w = self.world.borrow_mut();
