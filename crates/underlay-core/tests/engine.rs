@@ -5,26 +5,8 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use support::{ip, world, FakeKernel, Shared, HOST};
-use tempfile::TempDir;
-use underlay_core::{Connect, CreateNetwork, Disconnect, Engine, Error, Family, State};
-
-struct Fixture {
-    world: Shared,
-    engine: Engine<FakeKernel>,
-    _dir: TempDir,
-}
-
-fn fixture(containers: &[&str]) -> Fixture {
-    let dir = TempDir::new().unwrap();
-    let world = world(containers);
-    let engine = Engine::new(FakeKernel::new(&world), State::open(dir.path()).unwrap());
-    Fixture {
-        world,
-        engine,
-        _dir: dir,
-    }
-}
+use support::{fixture, ip, Fixture, HOST};
+use underlay_core::{Connect, CreateNetwork, Disconnect, Error, Family};
 
 fn lan(extra: &[&str]) -> CreateNetwork {
     let mut options = vec!["parent=eth0".to_string()];

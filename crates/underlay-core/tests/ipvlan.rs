@@ -2,27 +2,9 @@
 
 mod support;
 
-use support::{world, FakeKernel, Shared, HOST};
-use tempfile::TempDir;
-use underlay_core::{Connect, CreateNetwork, Engine, State};
+use support::{fixture, HOST};
+use underlay_core::{Connect, CreateNetwork};
 use underlay_linux::{IpvlanFlag, IpvlanMode};
-
-struct Fixture {
-    world: Shared,
-    engine: Engine<FakeKernel>,
-    _dir: TempDir,
-}
-
-fn fixture(containers: &[&str]) -> Fixture {
-    let dir = TempDir::new().unwrap();
-    let world = world(containers);
-    let engine = Engine::new(FakeKernel::new(&world), State::open(dir.path()).unwrap());
-    Fixture {
-        world,
-        engine,
-        _dir: dir,
-    }
-}
 
 fn ipvlan(name: &str, subnet: &str, options: &[&str]) -> CreateNetwork {
     CreateNetwork {

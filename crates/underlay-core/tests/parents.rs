@@ -3,26 +3,8 @@
 
 mod support;
 
-use support::{plain_link, world, FakeKernel, Shared, HOST};
-use tempfile::TempDir;
-use underlay_core::{Connect, CreateNetwork, Engine, State};
-
-struct Fixture {
-    world: Shared,
-    engine: Engine<FakeKernel>,
-    _dir: TempDir,
-}
-
-fn fixture(containers: &[&str]) -> Fixture {
-    let dir = TempDir::new().unwrap();
-    let world = world(containers);
-    let engine = Engine::new(FakeKernel::new(&world), State::open(dir.path()).unwrap());
-    Fixture {
-        world,
-        engine,
-        _dir: dir,
-    }
-}
+use support::{fixture, plain_link, Fixture, HOST};
+use underlay_core::{Connect, CreateNetwork};
 
 fn net(name: &str, subnet: &str, options: &[&str]) -> CreateNetwork {
     CreateNetwork {

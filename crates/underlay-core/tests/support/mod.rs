@@ -9,6 +9,8 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::rc::Rc;
 
+use tempfile::TempDir;
+use underlay_core::{Engine, State};
 use underlay_linux::{
     Error, IpNet, IpvlanSpec, Kernel, Link, MacvlanSpec, Netlink, Route, VlanSpec,
 };
@@ -371,4 +373,23 @@ impl FakeKernel {
 
 pub fn ip(text: &str) -> IpAddr {
     text.parse().unwrap()
+}
+
+/// An engine over a fake world and a throwaway state directory.
+pub struct Fixture {
+    pub world: Shared,
+    pub engine: Engine<FakeKernel>,
+    _dir: TempDir,
+}
+
+/// A fixture whose world has the host and these container namespaces.
+pub fn fixture(containers: &[&str]) -> Fixture {
+    let dir = TempDir::new().unwrap();
+    let world = world(containers);
+    let engine = Engine::new(FakeKernel::new(&world), State::open(dir.path()).unwrap());
+    Fixture {
+        world,
+        engine,
+        _dir: dir,
+    }
 }
