@@ -7,6 +7,7 @@
 
 mod alloc;
 mod error;
+mod hostlocal;
 mod pool;
 mod sqlite;
 mod store;
@@ -14,6 +15,10 @@ mod subnet;
 
 pub use alloc::{allocate, reserve_in_subnet, reserve_static};
 pub use error::IpamError;
+pub use hostlocal::{
+    go_ip_string, HostLocal, HostLocalError, HostLocalReservation, HostLocalStore, OpStats, Range,
+    DEFAULT_DATA_DIR,
+};
 pub use pool::Pool;
 pub use sqlite::SqliteStore;
 pub use store::{Reservation, Store, StoreError};
