@@ -62,6 +62,9 @@ Exits 1 when a parent could not be recreated (its trunk or the interface itself 
 Examples:
   underlay restore")]
     Restore,
+    /// Install the CNI plugins.
+    #[command(subcommand)]
+    Cni(CniCommand),
     /// Build a self-contained lab from namespaces and run the demo scenario.
     #[command(
         subcommand,
@@ -205,6 +208,30 @@ pub struct DisconnectArgs {
     pub network: String,
     /// Netns name, path or PID, or the endpoint name.
     pub target: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CniCommand {
+    /// Install underlay's CNI plugins under the reference plugins' type names.
+    #[command(after_help = "\
+Copies the multicall binary `underlay-cni` (found next to this binary unless --binary) into DIR
+and links the plugin types it answers as (macvlan, ipvlan, host-local, static) to it. An
+existing plugin of that name that is not underlay's is kept unless --force.
+
+Examples:
+  underlay cni install
+  underlay cni install --dir /usr/lib/cni --force")]
+    Install {
+        /// Where the runtime looks for plugins.
+        #[arg(long, default_value = "/opt/cni/bin")]
+        dir: PathBuf,
+        /// The `underlay-cni` binary to install.
+        #[arg(long)]
+        binary: Option<PathBuf>,
+        /// Replace plugins of the same names that are not underlay's.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

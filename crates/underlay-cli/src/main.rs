@@ -32,6 +32,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gc => commands::endpoint::gc(&cli.state_dir),
         Command::Restore => commands::endpoint::restore(&cli.state_dir),
         Command::Lab(cmd) => lab::run(cmd),
+        Command::Cni(cmd) => commands::cni::run(cmd),
         Command::Completions { shell } => commands::docs::completions(shell),
         Command::Man { dir } => commands::docs::man(&dir),
     }

@@ -572,3 +572,39 @@ fn help_has_examples_and_docs_are_generated() {
         assert!(dir.path().join(page).exists(), "{page}");
     }
 }
+
+#[test]
+fn cni_install_links_the_types_and_keeps_foreign_plugins_unless_forced() {
+    let bin = env!("CARGO_BIN_EXE_underlay");
+    let dir = tempfile::TempDir::new().unwrap();
+    std::fs::write(dir.path().join("macvlan"), b"the reference plugin").unwrap();
+    let install = |force: bool| {
+        let mut cmd = Command::new(bin);
+        cmd.args(["cni", "install", "--binary", bin, "--dir"])
+            .arg(dir.path());
+        if force {
+            cmd.arg("--force");
+        }
+        cmd.output().unwrap()
+    };
+    let refused = install(false);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("is not underlay's: pass --force"));
+    assert_eq!(
+        std::fs::read(dir.path().join("macvlan")).unwrap(),
+        b"the reference plugin"
+    );
+    assert!(install(true).status.success());
+    for t in ["macvlan", "ipvlan", "host-local", "static"] {
+        assert_eq!(
+            std::fs::read_link(dir.path().join(t)).unwrap(),
+            std::path::Path::new("underlay-cni"),
+            "{t}"
+        );
+    }
+    assert!(dir.path().join("underlay-cni").is_file());
+    assert!(
+        install(false).status.success(),
+        "re-installing over our own links needs no --force"
+    );
+}

@@ -1,5 +1,6 @@
 //! One module per command group; each function loads, calls the engine once and prints.
 
+pub mod cni;
 pub mod docs;
 pub mod endpoint;
 pub mod network;

@@ -1,0 +1,418 @@
+//! `macvlan` and `ipvlan`: a link on a host parent, born inside the container, configured
+//! from the delegated IPAM plugin's result.
+//!
+//! Unlike the reference, a failed ADD leaves nothing: when the link cannot be built after IPAM
+//! succeeded, the link (if any) is deleted and IPAM DEL is called before the error is returned.
+
+use std::io::Read;
+use std::path::Path;
+
+use underlay_cni::conf::ipvlan::{IpvlanConf, IpvlanFlag as CniFlag, IpvlanMode as CniMode};
+use underlay_cni::conf::macvlan::{MacvlanConf, MacvlanMode as CniMacvlanMode};
+use underlay_cni::error::code;
+use underlay_cni::result::{Interface, IpConfig, Route as CniRoute};
+use underlay_cni::{CmdArgs, CniError, CniResult, DelegateIpam, NetConf, Plugin};
+use underlay_core::{LinkKind, LinkPlan, MacAddr};
+use underlay_linux::{
+    IpNet, IpvlanFlag, IpvlanMode, Kernel, Link, LinuxKernel, MacvlanMode, Netlink, Netns, Route,
+};
+
+use crate::errors::{from_core, from_kernel};
+
+/// Which link kind this invocation builds.
+pub enum LinkPlugin {
+    Macvlan,
+    Ipvlan,
+}
+
+/// The parts of the two configurations the plumbing needs.
+struct LinkConf {
+    net: NetConf,
+    master: Option<String>,
+    mtu: Option<u32>,
+    mac: Option<[u8; 6]>,
+    kind: Kind,
+}
+
+enum Kind {
+    Macvlan(MacvlanMode),
+    Ipvlan(IpvlanMode, IpvlanFlag),
+}
+
+impl LinkPlugin {
+    fn conf(&self, args: &CmdArgs) -> Result<LinkConf, CniError> {
+        match self {
+            LinkPlugin::Macvlan => {
+                let c = MacvlanConf::parse(&args.stdin, &args.env.args).map_err(CniError::from)?;
+                reject_unsupported(c.link_in_container, c.vlan)?;
+                Ok(LinkConf {
+                    net: c.net,
+                    master: c.master,
+                    mtu: c.mtu,
+                    mac: c.mac.map(|m| m.0),
+                    kind: Kind::Macvlan(macvlan_mode(c.mode)),
+                })
+            }
+            LinkPlugin::Ipvlan => {
+                let c = IpvlanConf::parse(&args.stdin).map_err(CniError::from)?;
+                reject_unsupported(c.link_in_container, c.vlan)?;
+                let master = match &c.master {
+                    Some(m) => Some(m.clone()),
+                    None => c
+                        .chained_master()
+                        .map_err(CniError::from)?
+                        .map(String::from),
+                };
+                let kind = Kind::Ipvlan(ipvlan_mode(c.mode), ipvlan_flag(c.flag));
+                Ok(LinkConf {
+                    net: c.net,
+                    master,
+                    mtu: c.mtu,
+                    mac: None,
+                    kind,
+                })
+            }
+        }
+    }
+}
+
+/// Not built yet: refused with the spec's "unsupported field" rather than ignored.
+fn reject_unsupported(link_in_container: bool, vlan: Option<u16>) -> Result<(), CniError> {
+    if link_in_container {
+        return Err(CniError::unsupported_field("linkInContainer", true));
+    }
+    if let Some(id) = vlan {
+        return Err(CniError::unsupported_field("vlan", id));
+    }
+    Ok(())
+}
+
+impl Plugin for LinkPlugin {
+    fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
+        let conf = self.conf(args)?;
+        let mut kernel = LinuxKernel::open().map_err(|e| from_kernel("opening netlink", e))?;
+        let master = find_master(&mut kernel, conf.master.as_deref())?;
+        let netns_path = args
+            .env
+            .netns
+            .clone()
+            .ok_or_else(|| CniError::invalid_env("CNI_NETNS is required for ADD"))?;
+        let ns = open_netns(&netns_path)?;
+        let mut nl = kernel
+            .netlink_in(&ns)
+            .map_err(|e| from_kernel("opening netlink in the container", e))?;
+        if nl
+            .link_by_name(&args.env.ifname)
+            .map_err(|e| from_kernel("looking up CNI_IFNAME", e))?
+            .is_some()
+        {
+            return Err(CniError::new(
+                code::LINK_EXISTS,
+                format!(
+                    "interface {} already exists in {}",
+                    args.env.ifname,
+                    netns_path.display()
+                ),
+            ));
+        }
+        let ipam = match conf.net.ipam_type() {
+            Some(kind) => DelegateIpam::new(&args.env).add(kind, &args.stdin)?,
+            None => CniResult::default(),
+        };
+        let plan = plan(&conf, args, &master, &ipam, &netns_path)?;
+        match underlay_core::plumb_link(&mut kernel, &ns, &mut nl, &plan) {
+            Ok(index) => result(&mut nl, index, &conf, args, ipam, &netns_path),
+            Err(err) => {
+                delete_named(&mut nl, &plan.tmp_ifname.to_string());
+                delete_named(&mut nl, &args.env.ifname);
+                if let Some(kind) = conf.net.ipam_type() {
+                    let _ = DelegateIpam::new(&args.env).del(kind, &args.stdin);
+                }
+                Err(from_core(err))
+            }
+        }
+    }
+
+    /// IPAM DEL, then the link if the netns and the link are still there; both gone is success.
+    fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let conf = self.conf(args)?;
+        let ipam = match conf.net.ipam_type() {
+            Some(kind) => DelegateIpam::new(&args.env).del(kind, &args.stdin),
+            None => Ok(()),
+        };
+        if let Some(path) = &args.env.netns {
+            if let Ok(Some(ns)) = Netns::open(path) {
+                let mut nl = underlay_linux::RtNetlink::open_in(&ns)
+                    .map_err(|e| from_kernel("opening netlink in the container", e))?;
+                if let Some(link) = nl
+                    .link_by_name(&args.env.ifname)
+                    .map_err(|e| from_kernel("looking up CNI_IFNAME", e))?
+                {
+                    nl.delete_link(link.index)
+                        .map_err(|e| from_kernel("deleting CNI_IFNAME", e))?;
+                }
+            }
+        }
+        ipam
+    }
+
+    /// The link exists with the right kind and mode and carries the addresses of prevResult;
+    /// IPAM CHECK is delegated.
+    fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let conf = self.conf(args)?;
+        let prev = conf
+            .net
+            .prev_result
+            .clone()
+            .ok_or_else(|| CniError::invalid_config("CHECK needs prevResult"))?;
+        if let Some(kind) = conf.net.ipam_type() {
+            DelegateIpam::new(&args.env).check(kind, &args.stdin)?;
+        }
+        let netns_path = args
+            .env
+            .netns
+            .clone()
+            .ok_or_else(|| CniError::invalid_env("CNI_NETNS is required for CHECK"))?;
+        let ns = open_netns(&netns_path)?;
+        let mut nl = underlay_linux::RtNetlink::open_in(&ns)
+            .map_err(|e| from_kernel("opening netlink in the container", e))?;
+        let link = nl
+            .link_by_name(&args.env.ifname)
+            .map_err(|e| from_kernel("looking up CNI_IFNAME", e))?
+            .ok_or_else(|| {
+                CniError::new(
+                    code::LINK_NOT_FOUND,
+                    format!("interface {} is missing", args.env.ifname),
+                )
+            })?;
+        check_kind(&link, &conf.kind)?;
+        let present = nl
+            .addresses(link.index)
+            .map_err(|e| from_kernel("listing addresses", e))?;
+        for ip in &prev.ips {
+            let want = IpNet {
+                addr: ip.address.addr(),
+                prefix: ip.address.prefix(),
+            };
+            if !present.contains(&want) {
+                return Err(CniError::new(
+                    code::LINK_NOT_FOUND,
+                    format!("address {want} is missing from {}", args.env.ifname),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let conf = self.conf(args)?;
+        match conf.net.ipam_type() {
+            Some(kind) => DelegateIpam::new(&args.env).status(kind, &args.stdin),
+            None => Ok(()),
+        }
+    }
+
+    fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let conf = self.conf(args)?;
+        match conf.net.ipam_type() {
+            Some(kind) => DelegateIpam::new(&args.env).gc(kind, &args.stdin),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `master`, or the interface of the default route (the reference's default).
+fn find_master(kernel: &mut LinuxKernel, master: Option<&str>) -> Result<Link, CniError> {
+    let host = kernel.host();
+    let link = match master {
+        Some(name) => host
+            .link_by_name(name)
+            .map_err(|e| from_kernel("looking up master", e))?,
+        None => match host
+            .default_route_link()
+            .map_err(|e| from_kernel("finding the default route", e))?
+        {
+            Some(index) => host
+                .link_by_index(index)
+                .map_err(|e| from_kernel("looking up master", e))?,
+            None => None,
+        },
+    };
+    link.ok_or_else(|| {
+        let what = master.map_or("the default-route interface".to_string(), |m| {
+            format!("master {m}")
+        });
+        CniError::new(code::LINK_NOT_FOUND, format!("{what} does not exist"))
+    })
+}
+
+fn open_netns(path: &Path) -> Result<Netns, CniError> {
+    match Netns::open(path) {
+        Ok(Some(ns)) => Ok(ns),
+        Ok(None) => Err(CniError::new(
+            code::INVALID_NETNS,
+            format!("netns {} does not exist", path.display()),
+        )),
+        Err(e) => Err(CniError::new(code::INVALID_NETNS, e.to_string())),
+    }
+}
+
+/// The IPAM result as a link plan: its addresses, and its routes with the gateway of the
+/// route's family when the route names none (as the reference's ConfigureIface does).
+fn plan(
+    conf: &LinkConf,
+    args: &CmdArgs,
+    master: &Link,
+    ipam: &CniResult,
+    netns: &Path,
+) -> Result<LinkPlan, CniError> {
+    let kind = match conf.kind {
+        Kind::Macvlan(mode) => {
+            let mac = match conf.mac {
+                Some(mac) => MacAddr(mac),
+                None => MacAddr::random().map_err(from_core)?,
+            };
+            LinkKind::Macvlan { mode, mac }
+        }
+        Kind::Ipvlan(mode, flag) => LinkKind::Ipvlan { mode, flag },
+    };
+    let addresses = ipam
+        .ips
+        .iter()
+        .map(|ip| IpNet {
+            addr: ip.address.addr(),
+            prefix: ip.address.prefix(),
+        })
+        .collect();
+    let routes = ipam.routes.iter().map(|r| route(r, &ipam.ips)).collect();
+    let tmp = format!("ul{}", &random_hex(6)?);
+    Ok(LinkPlan {
+        kind,
+        parent_index: master.index,
+        parent_name: master.name.clone(),
+        tmp_ifname: tmp.parse().map_err(from_core)?,
+        ifname: args.env.ifname.parse().map_err(from_core)?,
+        alias: format!("underlay:cni:{}:{}", args.env.container_id, args.env.ifname),
+        mtu: conf.mtu.filter(|m| *m > 0),
+        addresses,
+        routes,
+        netns: netns.display().to_string(),
+        route_conflict_hint: "give the route another priority".to_string(),
+    })
+}
+
+fn route(r: &CniRoute, ips: &[IpConfig]) -> Route {
+    let dst = IpNet {
+        addr: r.dst.addr(),
+        prefix: r.dst.prefix(),
+    };
+    let gateway = r.gw.or_else(|| {
+        ips.iter()
+            .filter(|ip| ip.address.is_ipv4() == dst.addr.is_ipv4())
+            .find_map(|ip| ip.gateway)
+    });
+    Route {
+        dst,
+        gateway,
+        oif: 0,
+        metric: r.priority.unwrap_or(0),
+    }
+}
+
+fn result(
+    nl: &mut underlay_linux::RtNetlink,
+    index: u32,
+    conf: &LinkConf,
+    args: &CmdArgs,
+    ipam: CniResult,
+    netns: &Path,
+) -> Result<CniResult, CniError> {
+    let link = nl
+        .link_by_index(index)
+        .map_err(|e| from_kernel("reading the new link", e))?;
+    let mac = link.and_then(|l| l.mac).map(|m| MacAddr(m).to_string());
+    let ips = ipam
+        .ips
+        .into_iter()
+        .map(|ip| IpConfig {
+            interface: Some(0),
+            ..ip
+        })
+        .collect();
+    let dns = if ipam.dns.is_empty() {
+        conf.net.dns.clone()
+    } else {
+        ipam.dns
+    };
+    Ok(CniResult {
+        interfaces: vec![Interface {
+            name: args.env.ifname.clone(),
+            mac,
+            sandbox: Some(netns.display().to_string()),
+            ..Interface::default()
+        }],
+        ips,
+        routes: ipam.routes,
+        dns,
+    })
+}
+
+fn check_kind(link: &Link, kind: &Kind) -> Result<(), CniError> {
+    let ok = match kind {
+        Kind::Macvlan(mode) => {
+            link.kind.as_deref() == Some("macvlan") && link.macvlan_mode == Some(*mode)
+        }
+        Kind::Ipvlan(mode, flag) => {
+            link.kind.as_deref() == Some("ipvlan") && link.ipvlan == Some((*mode, *flag))
+        }
+    };
+    if !ok {
+        return Err(CniError::new(
+            code::LINK_NOT_FOUND,
+            format!(
+                "interface {} is not the configured kind and mode",
+                link.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn delete_named(nl: &mut underlay_linux::RtNetlink, name: &str) {
+    if let Ok(Some(link)) = nl.link_by_name(name) {
+        let _ = nl.delete_link(link.index);
+    }
+}
+
+fn random_hex(bytes: usize) -> Result<String, CniError> {
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| CniError::io(format!("reading /dev/urandom: {e}")))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn macvlan_mode(mode: CniMacvlanMode) -> MacvlanMode {
+    match mode {
+        CniMacvlanMode::Bridge => MacvlanMode::Bridge,
+        CniMacvlanMode::Private => MacvlanMode::Private,
+        CniMacvlanMode::Vepa => MacvlanMode::Vepa,
+        CniMacvlanMode::Passthru => MacvlanMode::Passthru,
+    }
+}
+
+fn ipvlan_mode(mode: CniMode) -> IpvlanMode {
+    match mode {
+        CniMode::L2 => IpvlanMode::L2,
+        CniMode::L3 => IpvlanMode::L3,
+        CniMode::L3s => IpvlanMode::L3s,
+    }
+}
+
+fn ipvlan_flag(flag: CniFlag) -> IpvlanFlag {
+    match flag {
+        CniFlag::Bridge => IpvlanFlag::Bridge,
+        CniFlag::Private => IpvlanFlag::Private,
+        CniFlag::Vepa => IpvlanFlag::Vepa,
+    }
+}

@@ -1,0 +1,46 @@
+//! `underlay-cni`: underlay's CNI plugins in one binary. Installed (linked) under the reference
+//! plugins' type names, it answers as the plugin it is called: `macvlan`, `ipvlan`,
+//! `host-local`, `static`. `underlay-cni TYPE` does the same for a given type.
+
+mod errors;
+mod hostlocal;
+mod link;
+mod static_ipam;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use underlay_cni::run_main;
+
+/// The plugin types this binary answers as.
+pub const TYPES: &[&str] = &["macvlan", "ipvlan", "host-local", "static"];
+
+fn main() -> ExitCode {
+    let mut args = std::env::args();
+    let argv0 = args.next().unwrap_or_default();
+    let called = Path::new(&argv0)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let kind = if TYPES.contains(&called.as_str()) {
+        Some(called.clone())
+    } else {
+        args.next()
+    };
+    let code = match kind.as_deref() {
+        Some("macvlan") => run_main(&link::LinkPlugin::Macvlan),
+        Some("ipvlan") => run_main(&link::LinkPlugin::Ipvlan),
+        Some("host-local") => run_main(&hostlocal::HostLocalPlugin),
+        Some("static") => run_main(&static_ipam::StaticPlugin),
+        other => {
+            eprintln!(
+                "underlay-cni: call me as one of {} (a link named so, or `underlay-cni TYPE`), not {:?}",
+                TYPES.join(", "),
+                other.unwrap_or(&called)
+            );
+            2
+        }
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
