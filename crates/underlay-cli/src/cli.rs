@@ -215,7 +215,7 @@ pub enum CniCommand {
     /// Install underlay's CNI plugins under the reference plugins' type names.
     #[command(after_help = "\
 Copies the multicall binary `underlay-cni` (found next to this binary unless --binary) into DIR
-and links the plugin types it answers as (macvlan, ipvlan, host-local, static) to it. An
+and links the plugin types it answers as (macvlan, ipvlan, vlan, host-local, static) to it. An
 existing plugin of that name that is not underlay's is kept unless --force.
 
 Examples:

@@ -1,5 +1,5 @@
-//! `macvlan` and `ipvlan`: a link on a host parent, born inside the container, configured
-//! from the delegated IPAM plugin's result.
+//! `macvlan`, `ipvlan` and `vlan`: a link on a host parent, born inside the container,
+//! configured from the delegated IPAM plugin's result.
 //!
 //! Unlike the reference, a failed ADD leaves nothing: when the link cannot be built after IPAM
 //! succeeded, the link (if any) is deleted and IPAM DEL is called before the error is returned.
@@ -9,6 +9,7 @@ use std::path::Path;
 
 use underlay_cni::conf::ipvlan::{IpvlanConf, IpvlanFlag as CniFlag, IpvlanMode as CniMode};
 use underlay_cni::conf::macvlan::{MacvlanConf, MacvlanMode as CniMacvlanMode};
+use underlay_cni::conf::vlan::VlanConf;
 use underlay_cni::error::code;
 use underlay_cni::result::{Interface, IpConfig, Route as CniRoute};
 use underlay_cni::{CmdArgs, CniError, CniResult, DelegateIpam, NetConf, Plugin};
@@ -23,6 +24,8 @@ use crate::errors::{from_core, from_kernel};
 pub enum LinkPlugin {
     Macvlan,
     Ipvlan,
+    /// The 802.1Q sub-interface itself is the container's interface.
+    Vlan,
 }
 
 /// The parts of the two configurations the plumbing needs.
@@ -35,8 +38,9 @@ struct LinkConf {
 }
 
 enum Kind {
-    Macvlan(MacvlanMode),
+    Macvlan(MacvlanMode, Option<u32>),
     Ipvlan(IpvlanMode, IpvlanFlag),
+    Vlan(u16),
 }
 
 impl LinkPlugin {
@@ -50,7 +54,7 @@ impl LinkPlugin {
                     master: c.master,
                     mtu: c.mtu,
                     mac: c.mac.map(|m| m.0),
-                    kind: Kind::Macvlan(macvlan_mode(c.mode)),
+                    kind: Kind::Macvlan(macvlan_mode(c.mode), c.bcqueuelen),
                 })
             }
             LinkPlugin::Ipvlan => {
@@ -70,6 +74,17 @@ impl LinkPlugin {
                     mtu: c.mtu,
                     mac: None,
                     kind,
+                })
+            }
+            LinkPlugin::Vlan => {
+                let c = VlanConf::parse(&args.stdin).map_err(CniError::from)?;
+                reject_unsupported(c.link_in_container, None)?;
+                Ok(LinkConf {
+                    net: c.net,
+                    master: Some(c.master),
+                    mtu: c.mtu,
+                    mac: None,
+                    kind: Kind::Vlan(c.vlan_id),
                 })
             }
         }
@@ -267,14 +282,19 @@ fn plan(
     netns: &Path,
 ) -> Result<LinkPlan, CniError> {
     let kind = match conf.kind {
-        Kind::Macvlan(mode) => {
+        Kind::Macvlan(mode, bc_queue_len) => {
             let mac = match conf.mac {
                 Some(mac) => MacAddr(mac),
                 None => MacAddr::random().map_err(from_core)?,
             };
-            LinkKind::Macvlan { mode, mac }
+            LinkKind::Macvlan {
+                mode,
+                mac,
+                bc_queue_len,
+            }
         }
         Kind::Ipvlan(mode, flag) => LinkKind::Ipvlan { mode, flag },
+        Kind::Vlan(id) => LinkKind::Vlan { id },
     };
     let addresses = ipam
         .ips
@@ -359,12 +379,13 @@ fn result(
 
 fn check_kind(link: &Link, kind: &Kind) -> Result<(), CniError> {
     let ok = match kind {
-        Kind::Macvlan(mode) => {
+        Kind::Macvlan(mode, _) => {
             link.kind.as_deref() == Some("macvlan") && link.macvlan_mode == Some(*mode)
         }
         Kind::Ipvlan(mode, flag) => {
             link.kind.as_deref() == Some("ipvlan") && link.ipvlan == Some((*mode, *flag))
         }
+        Kind::Vlan(id) => link.kind.as_deref() == Some("vlan") && link.vlan_id == Some(*id),
     };
     if !ok {
         return Err(CniError::new(

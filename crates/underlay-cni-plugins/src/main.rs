@@ -1,5 +1,5 @@
 //! `underlay-cni`: underlay's CNI plugins in one binary. Installed (linked) under the reference
-//! plugins' type names, it answers as the plugin it is called: `macvlan`, `ipvlan`,
+//! plugins' type names, it answers as the plugin it is called: `macvlan`, `ipvlan`, `vlan`,
 //! `host-local`, `static`. `underlay-cni TYPE` does the same for a given type.
 
 mod errors;
@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use underlay_cni::run_main;
 
 /// The plugin types this binary answers as.
-pub const TYPES: &[&str] = &["macvlan", "ipvlan", "host-local", "static"];
+pub const TYPES: &[&str] = &["macvlan", "ipvlan", "vlan", "host-local", "static"];
 
 fn main() -> ExitCode {
     let mut args = std::env::args();
@@ -31,6 +31,7 @@ fn main() -> ExitCode {
     let code = match kind.as_deref() {
         Some("macvlan") => run_main(&link::LinkPlugin::Macvlan),
         Some("ipvlan") => run_main(&link::LinkPlugin::Ipvlan),
+        Some("vlan") => run_main(&link::LinkPlugin::Vlan),
         Some("host-local") => run_main(&hostlocal::HostLocalPlugin),
         Some("static") => run_main(&static_ipam::StaticPlugin),
         other => {

@@ -1,182 +1,12 @@
 //! The plugins as a runtime calls them: the real binary (under the reference type names via
 //! links on CNI_PATH), environment and stdin, in namespaces each test creates. Needs root.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+mod common;
 
+use std::process::Command;
+
+use common::{ip, run_with_stdin, with_prev, Fixture, VERSIONS};
 use serde_json::{json, Value};
-use tempfile::TempDir;
-
-const VERSIONS: &[&str] = &["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
-
-fn require_root() {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let uid = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1).map(String::from));
-    assert_eq!(
-        uid.as_deref(),
-        Some("0"),
-        "the CNI plugin tests need root (network namespaces): run them as root"
-    );
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-static NEXT: AtomicU32 = AtomicU32::new(0);
-
-/// A host netns whose `eth0` (veth, up) is the master, container namespaces, a CNI_PATH with
-/// the plugin links, and a host-local data dir. All removed on drop.
-struct Fixture {
-    host: String,
-    containers: Vec<String>,
-    bin: TempDir,
-    data: TempDir,
-}
-
-impl Fixture {
-    fn new(containers: usize) -> Fixture {
-        require_root();
-        let tag = format!(
-            "ulc{}x{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        );
-        let host = format!("{tag}-h");
-        ip(&["netns", "add", &host]);
-        ip(&[
-            "-n", &host, "link", "add", "eth0", "type", "veth", "peer", "name", "w0",
-        ]);
-        ip(&["-n", &host, "link", "set", "eth0", "up"]);
-        ip(&["-n", &host, "link", "set", "w0", "up"]);
-        let containers = (0..containers)
-            .map(|i| format!("{tag}-c{i}"))
-            .collect::<Vec<_>>();
-        for c in &containers {
-            ip(&["netns", "add", c]);
-        }
-        let bin = TempDir::new().unwrap();
-        for t in ["macvlan", "ipvlan", "host-local", "static"] {
-            std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_underlay-cni"), bin.path().join(t))
-                .unwrap();
-        }
-        Fixture {
-            host,
-            containers,
-            bin,
-            data: TempDir::new().unwrap(),
-        }
-    }
-
-    fn netns(&self, i: usize) -> PathBuf {
-        Path::new("/run/netns").join(&self.containers[i])
-    }
-
-    fn macvlan_conf(&self, version: &str, subnet: &str) -> Value {
-        json!({
-            "cniVersion": version, "name": "net1", "type": "macvlan", "master": "eth0", "mode": "bridge",
-            "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]], "routes": [{"dst": "0.0.0.0/0"}],
-                     "dataDir": self.data.path()}
-        })
-    }
-
-    /// Runs `plugin` as the runtime would, inside the host netns; returns (exit code, stdout).
-    fn cni(
-        &self,
-        plugin: &str,
-        command: &str,
-        conf: &Value,
-        container: &str,
-        ifname: &str,
-        netns: Option<&Path>,
-    ) -> (i32, Value) {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.host])
-            .arg(self.bin.path().join(plugin));
-        cmd.env_clear()
-            .env("CNI_COMMAND", command)
-            .env("CNI_CONTAINERID", container)
-            .env("CNI_IFNAME", ifname)
-            .env("CNI_PATH", self.bin.path());
-        if let Some(ns) = netns {
-            cmd.env("CNI_NETNS", ns);
-        }
-        run_with_stdin(cmd, conf.to_string().as_bytes())
-    }
-
-    fn reservations(&self) -> Vec<String> {
-        let dir = self.data.path().join("net1");
-        let mut names: Vec<String> = std::fs::read_dir(&dir)
-            .map(|d| {
-                d.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.retain(|n| n.parse::<std::net::IpAddr>().is_ok());
-        names.sort();
-        names
-    }
-
-    fn link(&self, i: usize, ifname: &str) -> Option<Value> {
-        let out = Command::new("ip")
-            .args([
-                "-j",
-                "-d",
-                "-n",
-                &self.containers[i],
-                "addr",
-                "show",
-                "dev",
-                ifname,
-            ])
-            .output()
-            .unwrap();
-        out.status
-            .success()
-            .then(|| serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone())
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        for ns in self.containers.iter().chain([&self.host]) {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
-fn run_with_stdin(mut cmd: Command, input: &[u8]) -> (i32, Value) {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout: Value = if out.stdout.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-    };
-    (out.status.code().unwrap_or(-1), stdout)
-}
-
-fn with_prev(conf: &Value, prev: &Value) -> Value {
-    let mut conf = conf.clone();
-    conf["prevResult"] = prev.clone();
-    conf
-}
 
 #[test]
 fn macvlan_with_host_local_in_every_spec_version() {
@@ -495,4 +325,17 @@ fn version_lists_the_supported_versions() {
     let (code, out) = run_with_stdin(cmd, br#"{"cniVersion":"1.1.0"}"#);
     assert_eq!(code, 0);
     assert_eq!(out["supportedVersions"], json!(VERSIONS));
+}
+
+#[test]
+fn macvlan_bcqueuelen_and_mtu_are_applied() {
+    let f = Fixture::new(1);
+    let mut conf = f.macvlan_conf("1.0.0", "198.51.100.0/24");
+    conf["bcqueuelen"] = json!(3000);
+    conf["mtu"] = json!(1400);
+    let (code, out) = f.cni("macvlan", "ADD", &conf, "ctr1", "eth0", Some(&f.netns(0)));
+    assert_eq!(code, 0, "{out}");
+    let link = f.link(0, "eth0").unwrap();
+    assert_eq!(link["linkinfo"]["info_data"]["bcqueuelen"], 3000, "{link}");
+    assert_eq!(link["mtu"], 1400);
 }

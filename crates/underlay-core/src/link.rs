@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use underlay_linux::{
     IpNet, IpvlanFlag, IpvlanMode, IpvlanSpec, Kernel, MacvlanMode, MacvlanSpec, Netlink, Route,
+    VlanSpec,
 };
 
 use crate::crash::crash_point;
@@ -17,12 +18,14 @@ pub enum LinkKind {
     Macvlan {
         mode: MacvlanMode,
         mac: MacAddr,
+        /// `IFLA_MACVLAN_BC_QUEUE_LEN`; `None` keeps the kernel's default.
+        bc_queue_len: Option<u32>,
     },
     /// ipvlan slaves carry their parent's MAC.
-    Ipvlan {
-        mode: IpvlanMode,
-        flag: IpvlanFlag,
-    },
+    Ipvlan { mode: IpvlanMode, flag: IpvlanFlag },
+    /// An 802.1Q sub-interface of the parent, born inside the container as its interface (the
+    /// CNI `vlan` plugin).
+    Vlan { id: u16 },
 }
 
 impl LinkKind {
@@ -30,6 +33,7 @@ impl LinkKind {
         match self {
             LinkKind::Macvlan { .. } => "macvlan",
             LinkKind::Ipvlan { .. } => "ipvlan",
+            LinkKind::Vlan { .. } => "vlan",
         }
     }
 }
@@ -104,22 +108,36 @@ fn create_in_netns<K: Kernel>(kernel: &mut K, ns: &K::Ns, plan: &LinkPlan) -> Re
     let name = plan.tmp_ifname.to_string();
     let (parent, mtu) = (plan.parent_index, plan.mtu);
     let created = match plan.kind {
-        LinkKind::Macvlan { mode, mac } => kernel.create_macvlan_in(
-            &MacvlanSpec {
+        LinkKind::Macvlan {
+            mode,
+            mac,
+            bc_queue_len,
+        } => {
+            let spec = MacvlanSpec {
                 name,
                 parent,
                 mode,
                 mac: Some(mac.0),
                 mtu,
-            },
-            ns,
-        ),
+                bc_queue_len,
+            };
+            kernel.create_macvlan_in(&spec, ns)
+        }
         LinkKind::Ipvlan { mode, flag } => kernel.create_ipvlan_in(
             &IpvlanSpec {
                 name,
                 parent,
                 mode,
                 flag,
+                mtu,
+            },
+            ns,
+        ),
+        LinkKind::Vlan { id } => kernel.create_vlan_in(
+            &VlanSpec {
+                name,
+                parent,
+                id,
                 mtu,
             },
             ns,

@@ -30,6 +30,7 @@ pub(crate) fn ensure_parent<K: Kernel>(
                 name: name.to_string(),
                 parent: trunk.index,
                 id: *id,
+                mtu: None,
             };
             create_owned(kernel, state, &name, "vlan", |nl| nl.create_vlan(&spec))
         }
@@ -197,6 +198,7 @@ fn recreate_parent<K: Kernel>(
                 name: name.to_string(),
                 parent: trunk_link.index,
                 id: *id,
+                mtu: None,
             };
             kernel.host().create_vlan(&spec)
         }

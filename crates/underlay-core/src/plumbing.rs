@@ -25,7 +25,11 @@ pub(crate) fn plumb<K: Kernel>(
 /// routes unless the network is internal (ipvlan L3/L3S: through the device, as Docker does).
 fn link_plan(net: &Network, ep: &Endpoint, parent: &Link) -> LinkPlan {
     let kind = match net.spec.driver {
-        Driver::Macvlan { mode } => LinkKind::Macvlan { mode, mac: ep.mac },
+        Driver::Macvlan { mode } => LinkKind::Macvlan {
+            mode,
+            mac: ep.mac,
+            bc_queue_len: None,
+        },
         Driver::Ipvlan { mode, flag } => LinkKind::Ipvlan { mode, flag },
     };
     let mut addresses = Vec::new();

@@ -36,6 +36,7 @@ fn run(parent: &str, name: &str, mode: MacvlanMode, netns: Option<&str>) -> Resu
         mode,
         mac: None,
         mtu: None,
+        bc_queue_len: None,
     };
     let mut netlink: RtNetlink = match netns {
         Some(path) => {

@@ -416,9 +416,11 @@ fn child_link_message(
 fn macvlan_message(spec: &MacvlanSpec, target_ns: Option<BorrowedFd<'_>>) -> LinkMessage {
     let info = vec![
         LinkInfo::Kind(InfoKind::MacVlan),
-        LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(to_packet_mode(
-            spec.mode,
-        ))])),
+        LinkInfo::Data(InfoData::MacVlan(
+            std::iter::once(InfoMacVlan::Mode(to_packet_mode(spec.mode)))
+                .chain(spec.bc_queue_len.map(InfoMacVlan::BcQueueLen))
+                .collect(),
+        )),
     ];
     let mut message = child_link_message(&spec.name, spec.parent, info, target_ns);
     if let Some(mac) = spec.mac {
@@ -452,7 +454,11 @@ fn vlan_message(spec: &VlanSpec) -> LinkMessage {
         LinkInfo::Kind(InfoKind::Vlan),
         LinkInfo::Data(InfoData::Vlan(vec![InfoVlan::Id(spec.id)])),
     ];
-    child_link_message(&spec.name, spec.parent, info, None)
+    let mut message = child_link_message(&spec.name, spec.parent, info, None);
+    if let Some(mtu) = spec.mtu {
+        message.attributes.push(LinkAttribute::Mtu(mtu));
+    }
+    message
 }
 
 fn dummy_message(name: &str) -> LinkMessage {
@@ -981,6 +987,7 @@ mod tests {
             mode: MacvlanMode::Vepa,
             mac: Some([2, 0, 0, 0, 0, 1]),
             mtu: Some(1400),
+            bc_queue_len: None,
         };
         let attributes = macvlan_message(&spec, None).attributes;
         assert!(attributes.contains(&LinkAttribute::IfName("ul1".to_string())));
@@ -1018,6 +1025,7 @@ mod tests {
             name: "eth0.100".to_string(),
             parent: 2,
             id: 100,
+            mtu: None,
         };
         let link = link_from_message(vlan_message(&spec)).unwrap();
         assert_eq!(

@@ -112,6 +112,8 @@ pub struct VlanSpec {
     pub parent: u32,
     /// VLAN ID, 1..=4094.
     pub id: u16,
+    /// `None` follows the parent's.
+    pub mtu: Option<u32>,
 }
 
 /// What `create_macvlan` needs.
@@ -123,6 +125,9 @@ pub struct MacvlanSpec {
     pub mode: MacvlanMode,
     pub mac: Option<[u8; 6]>,
     pub mtu: Option<u32>,
+    /// Length of the queue of broadcast frames for the parent's macvlans
+    /// (`IFLA_MACVLAN_BC_QUEUE_LEN`, the CNI plugin's `bcqueuelen`).
+    pub bc_queue_len: Option<u32>,
 }
 
 /// An address with its prefix length, e.g. `10.0.0.5/24`.

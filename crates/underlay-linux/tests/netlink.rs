@@ -58,6 +58,7 @@ fn creates_macvlan_with_mac_and_mtu() {
         mode: MacvlanMode::Bridge,
         mac: Some(mac),
         mtu: Some(1400),
+        bc_queue_len: None,
     })
     .expect("create");
 

@@ -114,6 +114,7 @@ pub fn spec(name: &str, parent: u32, mode: MacvlanMode) -> MacvlanSpec {
         mode,
         mac: None,
         mtu: None,
+        bc_queue_len: None,
     }
 }
 
