@@ -92,9 +92,11 @@ impl Fixture {
         })
     }
 
-    /// Runs `plugin` as the runtime would, inside the host netns; returns (exit code, stdout).
-    pub fn cni(
+    /// Runs `plugin` from `plugin_dir` (also the CNI_PATH) as the runtime would, inside the
+    /// host netns; returns (exit code, stdout).
+    pub fn cni_in(
         &self,
+        plugin_dir: &Path,
         plugin: &str,
         command: &str,
         conf: &Value,
@@ -104,16 +106,38 @@ impl Fixture {
     ) -> (i32, Value) {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.host])
-            .arg(self.bin.path().join(plugin));
+            .arg(plugin_dir.join(plugin));
         cmd.env_clear()
             .env("CNI_COMMAND", command)
             .env("CNI_CONTAINERID", container)
             .env("CNI_IFNAME", ifname)
-            .env("CNI_PATH", self.bin.path());
+            .env("CNI_PATH", plugin_dir);
         if let Some(ns) = netns {
             cmd.env("CNI_NETNS", ns);
         }
         run_with_stdin(cmd, conf.to_string().as_bytes())
+    }
+
+    /// Runs one of our plugins as the runtime would, inside the host netns; returns (exit
+    /// code, stdout).
+    pub fn cni(
+        &self,
+        plugin: &str,
+        command: &str,
+        conf: &Value,
+        container: &str,
+        ifname: &str,
+        netns: Option<&Path>,
+    ) -> (i32, Value) {
+        self.cni_in(
+            self.bin.path(),
+            plugin,
+            command,
+            conf,
+            container,
+            ifname,
+            netns,
+        )
     }
 
     pub fn reservations(&self) -> Vec<String> {
