@@ -32,6 +32,8 @@ pub enum LinkPlugin {
 struct LinkConf {
     net: NetConf,
     master: Option<String>,
+    /// `linkInContainer`: the master is in the container's netns.
+    link_in_container: bool,
     mtu: Option<u32>,
     mac: Option<[u8; 6]>,
     kind: Kind,
@@ -48,10 +50,11 @@ impl LinkPlugin {
         match self {
             LinkPlugin::Macvlan => {
                 let c = MacvlanConf::parse(&args.stdin, &args.env.args).map_err(CniError::from)?;
-                reject_unsupported(c.link_in_container, c.vlan)?;
+                reject_unsupported(c.vlan)?;
                 Ok(LinkConf {
                     net: c.net,
                     master: c.master,
+                    link_in_container: c.link_in_container,
                     mtu: c.mtu,
                     mac: c.mac.map(|m| m.0),
                     kind: Kind::Macvlan(macvlan_mode(c.mode), c.bcqueuelen),
@@ -59,7 +62,7 @@ impl LinkPlugin {
             }
             LinkPlugin::Ipvlan => {
                 let c = IpvlanConf::parse(&args.stdin).map_err(CniError::from)?;
-                reject_unsupported(c.link_in_container, c.vlan)?;
+                reject_unsupported(c.vlan)?;
                 let master = match &c.master {
                     Some(m) => Some(m.clone()),
                     None => c
@@ -71,6 +74,7 @@ impl LinkPlugin {
                 Ok(LinkConf {
                     net: c.net,
                     master,
+                    link_in_container: c.link_in_container,
                     mtu: c.mtu,
                     mac: None,
                     kind,
@@ -78,10 +82,10 @@ impl LinkPlugin {
             }
             LinkPlugin::Vlan => {
                 let c = VlanConf::parse(&args.stdin).map_err(CniError::from)?;
-                reject_unsupported(c.link_in_container, None)?;
                 Ok(LinkConf {
                     net: c.net,
                     master: Some(c.master),
+                    link_in_container: c.link_in_container,
                     mtu: c.mtu,
                     mac: None,
                     kind: Kind::Vlan(c.vlan_id),
@@ -92,10 +96,7 @@ impl LinkPlugin {
 }
 
 /// Not built yet: refused with the spec's "unsupported field" rather than ignored.
-fn reject_unsupported(link_in_container: bool, vlan: Option<u16>) -> Result<(), CniError> {
-    if link_in_container {
-        return Err(CniError::unsupported_field("linkInContainer", true));
-    }
+fn reject_unsupported(vlan: Option<u16>) -> Result<(), CniError> {
     if let Some(id) = vlan {
         return Err(CniError::unsupported_field("vlan", id));
     }
@@ -106,7 +107,6 @@ impl Plugin for LinkPlugin {
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
         let conf = self.conf(args)?;
         let mut kernel = LinuxKernel::open().map_err(|e| from_kernel("opening netlink", e))?;
-        let master = find_master(&mut kernel, conf.master.as_deref())?;
         let netns_path = args
             .env
             .netns
@@ -116,6 +116,11 @@ impl Plugin for LinkPlugin {
         let mut nl = kernel
             .netlink_in(&ns)
             .map_err(|e| from_kernel("opening netlink in the container", e))?;
+        let master = if conf.link_in_container {
+            find_master(&mut nl, conf.master.as_deref())?
+        } else {
+            find_master(kernel.host(), conf.master.as_deref())?
+        };
         if nl
             .link_by_name(&args.env.ifname)
             .map_err(|e| from_kernel("looking up CNI_IFNAME", e))?
@@ -236,9 +241,9 @@ impl Plugin for LinkPlugin {
     }
 }
 
-/// `master`, or the interface of the default route (the reference's default).
-fn find_master(kernel: &mut LinuxKernel, master: Option<&str>) -> Result<Link, CniError> {
-    let host = kernel.host();
+/// `master`, or the interface of the default route (the reference's default), in the
+/// namespace of `host` (the container's, with `linkInContainer`).
+fn find_master(host: &mut impl Netlink, master: Option<&str>) -> Result<Link, CniError> {
     let link = match master {
         Some(name) => host
             .link_by_name(name)
@@ -310,6 +315,7 @@ fn plan(
         kind,
         parent_index: master.index,
         parent_name: master.name.clone(),
+        parent_in_container: conf.link_in_container,
         tmp_ifname: tmp.parse().map_err(from_core)?,
         ifname: args.env.ifname.parse().map_err(from_core)?,
         alias: format!("underlay:cni:{}:{}", args.env.container_id, args.env.ifname),

@@ -339,3 +339,35 @@ fn macvlan_bcqueuelen_and_mtu_are_applied() {
     assert_eq!(link["linkinfo"]["info_data"]["bcqueuelen"], 3000, "{link}");
     assert_eq!(link["mtu"], 1400);
 }
+
+#[test]
+fn link_in_container_uses_a_master_inside_the_container() {
+    let f = Fixture::new(1);
+    let c = &f.containers[0];
+    // A master that lives in the container (an SR-IOV VF moved in, say).
+    ip(&[
+        "-n", c, "link", "add", "vf0", "type", "veth", "peer", "name", "vf0p",
+    ]);
+    ip(&["-n", c, "link", "set", "vf0", "up"]);
+    ip(&["-n", c, "link", "set", "vf0p", "up"]);
+    let mut conf = f.macvlan_conf("1.0.0", "198.51.100.0/24");
+    conf["master"] = json!("vf0");
+    conf["linkInContainer"] = json!(true);
+    let (code, out) = f.cni("macvlan", "ADD", &conf, "ctr1", "eth0", Some(&f.netns(0)));
+    assert_eq!(code, 0, "{out}");
+    let link = f.link(0, "eth0").expect("eth0");
+    assert_eq!(
+        link["link"], "vf0",
+        "the macvlan hangs off the container's own vf0: {link}"
+    );
+    // Without linkInContainer, vf0 is looked up on the host, where it does not exist.
+    conf["linkInContainer"] = json!(false);
+    let (code, out) = f.cni("macvlan", "ADD", &conf, "ctr2", "eth1", Some(&f.netns(0)));
+    assert_eq!((code, out["code"].as_u64()), (1, Some(102)), "{out}");
+    assert_eq!(
+        f.cni("macvlan", "DEL", &conf, "ctr1", "eth0", Some(&f.netns(0)))
+            .0,
+        0
+    );
+    assert!(f.link(0, "eth0").is_none());
+}

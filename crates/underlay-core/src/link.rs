@@ -42,9 +42,13 @@ impl LinkKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkPlan {
     pub kind: LinkKind,
-    /// Index and name of the parent in the host namespace.
+    /// Index and name of the parent, in the host namespace (or in the container's, with
+    /// `parent_in_container`).
     pub parent_index: u32,
     pub parent_name: String,
+    /// The parent lives in the container's netns (CNI `linkInContainer`): the link is created
+    /// there, by the container's socket, instead of from the host into the container.
+    pub parent_in_container: bool,
     /// Unique name the link is born with, inside the container.
     pub tmp_ifname: IfName,
     pub ifname: IfName,
@@ -68,7 +72,7 @@ pub fn plumb_link<K: Kernel>(
     nl: &mut K::Nl,
     plan: &LinkPlan,
 ) -> Result<u32, Error> {
-    create_in_netns(kernel, ns, plan)?;
+    create_in_netns(kernel, ns, nl, plan)?;
     crash_point("attach-link-created");
     let index = nl
         .link_by_name(plan.tmp_ifname.as_str())
@@ -104,15 +108,23 @@ pub fn plumb_link<K: Kernel>(
 
 /// Created straight inside the container's netns: it never shows up in the host's, so a crash
 /// cannot leave it there, and two attaches cannot race for a host-side name.
-fn create_in_netns<K: Kernel>(kernel: &mut K, ns: &K::Ns, plan: &LinkPlan) -> Result<(), Error> {
+fn create_in_netns<K: Kernel>(
+    kernel: &mut K,
+    ns: &K::Ns,
+    nl: &mut K::Nl,
+    plan: &LinkPlan,
+) -> Result<(), Error> {
     let name = plan.tmp_ifname.to_string();
     let (parent, mtu) = (plan.parent_index, plan.mtu);
-    let created = match plan.kind {
-        LinkKind::Macvlan {
-            mode,
-            mac,
-            bc_queue_len,
-        } => {
+    let created = match (&plan.kind, plan.parent_in_container) {
+        (
+            &LinkKind::Macvlan {
+                mode,
+                mac,
+                bc_queue_len,
+            },
+            inside,
+        ) => {
             let spec = MacvlanSpec {
                 name,
                 parent,
@@ -121,27 +133,39 @@ fn create_in_netns<K: Kernel>(kernel: &mut K, ns: &K::Ns, plan: &LinkPlan) -> Re
                 mtu,
                 bc_queue_len,
             };
-            kernel.create_macvlan_in(&spec, ns)
+            if inside {
+                nl.create_macvlan(&spec)
+            } else {
+                kernel.create_macvlan_in(&spec, ns)
+            }
         }
-        LinkKind::Ipvlan { mode, flag } => kernel.create_ipvlan_in(
-            &IpvlanSpec {
+        (&LinkKind::Ipvlan { mode, flag }, inside) => {
+            let spec = IpvlanSpec {
                 name,
                 parent,
                 mode,
                 flag,
                 mtu,
-            },
-            ns,
-        ),
-        LinkKind::Vlan { id } => kernel.create_vlan_in(
-            &VlanSpec {
+            };
+            if inside {
+                nl.create_ipvlan(&spec)
+            } else {
+                kernel.create_ipvlan_in(&spec, ns)
+            }
+        }
+        (&LinkKind::Vlan { id }, inside) => {
+            let spec = VlanSpec {
                 name,
                 parent,
                 id,
                 mtu,
-            },
-            ns,
-        ),
+            };
+            if inside {
+                nl.create_vlan(&spec)
+            } else {
+                kernel.create_vlan_in(&spec, ns)
+            }
+        }
     };
     created.map_err(|e| {
         // One rx handler per interface: a parent already serving macvlan cannot serve ipvlan

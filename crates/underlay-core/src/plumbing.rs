@@ -52,6 +52,7 @@ fn link_plan(net: &Network, ep: &Endpoint, parent: &Link) -> LinkPlan {
         kind,
         parent_index: parent.index,
         parent_name: parent.name.clone(),
+        parent_in_container: false,
         tmp_ifname: ep.tmp_ifname.clone(),
         ifname: ep.ifname.clone(),
         alias: ep.link_alias(),

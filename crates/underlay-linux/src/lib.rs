@@ -34,6 +34,8 @@ pub trait Netlink {
     fn links(&mut self) -> Result<Vec<Link>, Error>;
     /// Creates a macvlan link named `spec.name` on parent `spec.parent` in this namespace.
     fn create_macvlan(&mut self, spec: &MacvlanSpec) -> Result<(), Error>;
+    /// Creates an ipvlan slave named `spec.name` on parent `spec.parent` in this namespace.
+    fn create_ipvlan(&mut self, spec: &IpvlanSpec) -> Result<(), Error>;
     /// Creates an 802.1Q VLAN sub-interface in this namespace.
     fn create_vlan(&mut self, spec: &VlanSpec) -> Result<(), Error>;
     /// Creates a dummy link in this namespace (a parent for networks with no uplink).

@@ -812,6 +812,11 @@ impl Netlink for RtNetlink {
         self.create_link(&op, macvlan_message(spec, None))
     }
 
+    fn create_ipvlan(&mut self, spec: &IpvlanSpec) -> Result<(), Error> {
+        let op = format!("create ipvlan {} on parent {}", spec.name, spec.parent);
+        self.create_link(&op, ipvlan_message(spec, None))
+    }
+
     fn create_vlan(&mut self, spec: &VlanSpec) -> Result<(), Error> {
         let op = format!(
             "create vlan {} (id {}) on parent {}",

@@ -185,6 +185,9 @@ impl Netlink for FakeNl {
     fn create_macvlan(&mut self, _spec: &MacvlanSpec) -> Result<(), Error> {
         unimplemented!("the engine creates macvlans with create_macvlan_in")
     }
+    fn create_ipvlan(&mut self, _spec: &IpvlanSpec) -> Result<(), Error> {
+        unimplemented!("the engine creates ipvlans with create_ipvlan_in")
+    }
     fn create_vlan(&mut self, spec: &VlanSpec) -> Result<(), Error> {
         self.world
             .borrow_mut()
