@@ -57,8 +57,7 @@ fn the_same_config_gives_the_same_result_in_every_shared_version() {
         );
         assert_eq!(code, 0, "{version} ours: {mine}");
         let (code, ref_result) = theirs.cni_in(
-            reference,
-            "macvlan",
+            &reference.join("macvlan"),
             "ADD",
             &conf(&theirs),
             "ctr1",
@@ -91,8 +90,7 @@ fn host_local_reservations_are_shared_with_the_reference_both_ways() {
         "ipam": {"type": "host-local", "ranges": [[{"subnet": "198.51.100.0/24"}]], "dataDir": f.data.path()}});
     // The reference reserves first; ours must see it and take the next address.
     let (code, a) = f.cni_in(
-        reference,
-        "macvlan",
+        &reference.join("macvlan"),
         "ADD",
         &conf,
         "ref-a",
@@ -111,8 +109,7 @@ fn host_local_reservations_are_shared_with_the_reference_both_ways() {
     // Each side releases the other's reservation.
     assert_eq!(
         f.cni_in(
-            reference,
-            "macvlan",
+            &reference.join("macvlan"),
             "DEL",
             &conf,
             "our-b",

@@ -92,12 +92,11 @@ impl Fixture {
         })
     }
 
-    /// Runs `plugin` from `plugin_dir` (also the CNI_PATH) as the runtime would, inside the
-    /// host netns; returns (exit code, stdout).
+    /// Runs the plugin at `plugin` as the runtime would, inside the host netns, with its
+    /// directory as CNI_PATH; returns (exit code, stdout).
     pub fn cni_in(
         &self,
-        plugin_dir: &Path,
-        plugin: &str,
+        plugin: &Path,
         command: &str,
         conf: &Value,
         container: &str,
@@ -105,13 +104,12 @@ impl Fixture {
         netns: Option<&Path>,
     ) -> (i32, Value) {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.host])
-            .arg(plugin_dir.join(plugin));
+        cmd.args(["netns", "exec", &self.host]).arg(plugin);
         cmd.env_clear()
             .env("CNI_COMMAND", command)
             .env("CNI_CONTAINERID", container)
             .env("CNI_IFNAME", ifname)
-            .env("CNI_PATH", plugin_dir);
+            .env("CNI_PATH", plugin.parent().expect("a plugin directory"));
         if let Some(ns) = netns {
             cmd.env("CNI_NETNS", ns);
         }
@@ -130,8 +128,7 @@ impl Fixture {
         netns: Option<&Path>,
     ) -> (i32, Value) {
         self.cni_in(
-            self.bin.path(),
-            plugin,
+            &self.bin.path().join(plugin),
             command,
             conf,
             container,
