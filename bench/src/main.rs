@@ -16,26 +16,28 @@
 
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::resource::{getrusage, UsageWho};
+use underlay_bench::common::{ip_batch, timed, Cleanup, CleanupGuard, Sample, NETNS_DIR};
 
 const PREFIX: &str = "ul-bench-";
 const HOST_NS: &str = "ul-bench-host";
+/// What a run leaves behind and removes: its namespaces and state dirs.
+const CLEANUP: Cleanup = Cleanup {
+    netns_prefix: PREFIX,
+    dir_prefix: STATE_PREFIX,
+};
 const STATE_PREFIX: &str = "/tmp/ul-bench-state-";
-const NETNS_DIR: &str = "/run/netns";
 const NETWORK: &str = "bench";
 /// Largest N accepted, so every loop is bounded (addresses and names stay unique well below).
 const MAX_N: usize = 4000;
 /// Runs of each reference command (`--help`, `network ls`, `ip link show`).
 const REFERENCE_RUNS: usize = 30;
-/// The tail that must stay flat: the median of the last this-many connects.
-const TAIL: usize = 100;
 /// Targets from the brief.
 const TARGET_MEDIAN_MS: f64 = 2.5;
 const TARGET_RSS_MIB: f64 = 8.0;
@@ -48,7 +50,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some(RSS_PROBE) => rss_probe_child(&args[1..]),
-        Some(CLEANUP_ONLY) => remove_leftovers(),
+        Some(CLEANUP_ONLY) => CLEANUP.remove_leftovers(),
         _ => parse_args(&args).and_then(|opts| run(&opts)),
     };
     match result {
@@ -111,70 +113,6 @@ fn parse_args(args: &[String]) -> Result<Opts> {
         sizes,
         raw,
     })
-}
-
-/// Removes every `ul-bench-*` netns and every bench state dir when dropped, so an early error
-/// return leaves nothing behind. (The release profile aborts on panic, so the code returns
-/// errors instead of panicking; `bench/run` also calls `--cleanup-only` on interrupt.)
-struct Cleanup;
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Err(e) = remove_leftovers() {
-            eprintln!("underlay-bench: cleanup: {e:#}");
-        }
-    }
-}
-
-fn remove_leftovers() -> Result<()> {
-    let mut batch = String::new();
-    if let Ok(entries) = std::fs::read_dir(NETNS_DIR) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(PREFIX) {
-                writeln!(batch, "netns del {name}")?;
-            }
-        }
-    }
-    if !batch.is_empty() {
-        ip_batch(&batch).context("deleting ul-bench-* namespaces")?;
-    }
-    let (dir, prefix) = STATE_PREFIX.rsplit_once('/').context("state prefix")?;
-    for entry in std::fs::read_dir(dir)?.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(prefix) {
-            std::fs::remove_dir_all(entry.path())
-                .with_context(|| format!("removing {}", entry.path().display()))?;
-        }
-    }
-    Ok(())
-}
-
-/// `ip -force -batch -`: one process for many commands; -force keeps going past errors.
-fn ip_batch(commands: &str) -> Result<()> {
-    let mut child = Command::new("ip")
-        .args(["-force", "-batch", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .context("spawning ip -batch")?;
-    child
-        .stdin
-        .take()
-        .context("stdin")?
-        .write_all(commands.as_bytes())?;
-    let status = child.wait()?;
-    ensure!(status.success(), "ip -batch failed: {status}");
-    Ok(())
-}
-
-/// Runs a command to completion and returns how long spawn → wait took.
-fn timed(cmd: &mut Command) -> Result<Duration> {
-    cmd.stdout(Stdio::null());
-    let start = Instant::now();
-    let status = cmd.status().with_context(|| format!("spawning {cmd:?}"))?;
-    let elapsed = start.elapsed();
-    ensure!(status.success(), "{cmd:?} failed: {status}");
-    Ok(elapsed)
 }
 
 fn ip(args: &[&str]) -> Result<Duration> {
@@ -241,58 +179,6 @@ fn floor_ns(i: usize) -> String {
     format!("{PREFIX}f{i}")
 }
 
-/// Latencies in milliseconds with the summary statistics the table needs.
-struct Sample {
-    ms: Vec<f64>,
-}
-
-impl Sample {
-    fn new(d: &[Duration]) -> Sample {
-        Sample {
-            ms: d.iter().map(|d| d.as_secs_f64() * 1e3).collect(),
-        }
-    }
-
-    fn sorted(v: &[f64]) -> Vec<f64> {
-        let mut s = v.to_vec();
-        s.sort_by(f64::total_cmp);
-        s
-    }
-
-    fn median_of(v: &[f64]) -> f64 {
-        let s = Self::sorted(v);
-        match s.len() {
-            0 => f64::NAN,
-            n if n % 2 == 1 => s[n / 2],
-            n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
-        }
-    }
-
-    fn median(&self) -> f64 {
-        Self::median_of(&self.ms)
-    }
-
-    /// Nearest-rank p95.
-    fn p95(&self) -> f64 {
-        let s = Self::sorted(&self.ms);
-        if s.is_empty() {
-            return f64::NAN;
-        }
-        let rank = ((0.95 * s.len() as f64).ceil() as usize).clamp(1, s.len());
-        s[rank - 1]
-    }
-
-    /// Median of the first [`TAIL`] runs (all of them when there are fewer).
-    fn head_median(&self) -> f64 {
-        Self::median_of(&self.ms[..self.ms.len().min(TAIL)])
-    }
-
-    /// Median of the last [`TAIL`] runs (all of them when there are fewer).
-    fn tail_median(&self) -> f64 {
-        Self::median_of(&self.ms[self.ms.len().saturating_sub(TAIL)..])
-    }
-}
-
 struct Row {
     operation: String,
     n: usize,
@@ -302,8 +188,10 @@ struct Row {
 fn run(opts: &Opts) -> Result<()> {
     let max_n = *opts.sizes.iter().max().context("no sizes")?;
 
-    remove_leftovers().context("removing leftovers of an earlier run")?;
-    let _cleanup = Cleanup;
+    CLEANUP
+        .remove_leftovers()
+        .context("removing leftovers of an earlier run")?;
+    let _cleanup = CleanupGuard(CLEANUP);
     setup(max_n)?;
 
     // From here on this process and all its children live in the host netns.
@@ -418,7 +306,7 @@ fn setup(max_n: usize) -> Result<()> {
     for i in 0..max_n {
         writeln!(batch, "netns add {}\nnetns add {}", target(i), floor_ns(i))?;
     }
-    ip_batch(&batch)?;
+    ip_batch(None, &batch)?;
     for args in [
         vec![
             "-n", HOST_NS, "link", "add", "eth0", "type", "veth", "peer", "name", "peer0",

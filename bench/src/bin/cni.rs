@@ -34,11 +34,16 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use nix::sched::{setns, CloneFlags};
 use serde_json::{json, Value};
+use underlay_bench::common::{ip_batch, timed, Cleanup, CleanupGuard, Sample, NETNS_DIR, TAIL};
 
 const PREFIX: &str = "ulcni-bench-";
 const HOST_NS: &str = "ulcni-bench-host";
+/// What a run leaves behind and removes: its namespaces and temp dirs.
+const CLEANUP: Cleanup = Cleanup {
+    netns_prefix: PREFIX,
+    dir_prefix: TMP_PREFIX,
+};
 const TMP_PREFIX: &str = "/tmp/ulcni-bench-";
-const NETNS_DIR: &str = "/run/netns";
 const NETWORK: &str = "benchnet";
 const SUBNET: &str = "10.88.0.0/16";
 const REFERENCE_DIR: &str = "/usr/lib/cni";
@@ -46,8 +51,6 @@ const GNU_TIME: &str = "/usr/bin/time";
 /// Largest N (and throughput op count) accepted, so every loop is bounded and every endpoint
 /// gets its own address in the /16.
 const MAX_N: usize = 4000;
-/// The tail whose median shows whether ADD stays flat as the network fills.
-const TAIL: usize = 100;
 /// Runs of `/bin/true` for the spawn floor.
 const SPAWN_RUNS: usize = 100;
 /// Parallel invocations for the ADD throughput phases.
@@ -70,7 +73,7 @@ const USAGE: &str = "usage: underlay-cni-bench --plugin PATH/underlay-cni [--ref
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some(CLEANUP_ONLY) => remove_leftovers(),
+        Some(CLEANUP_ONLY) => CLEANUP.remove_leftovers(),
         _ => parse_args(&args).and_then(|opts| run(&opts)),
     };
     match result {
@@ -163,74 +166,6 @@ fn parse_args(args: &[String]) -> Result<Opts> {
 
 // ---------------------------------------------------------------------------------------------
 // Setup and cleanup
-
-/// Removes every `ulcni-bench-*` netns and temp dir when dropped, so an early error return
-/// leaves nothing behind. (The release profile aborts on panic, so the code returns errors
-/// instead of panicking; `bench/cni` also calls `--cleanup-only` on exit and interrupt.)
-struct Cleanup;
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Err(e) = remove_leftovers() {
-            eprintln!("underlay-cni-bench: cleanup: {e:#}");
-        }
-    }
-}
-
-fn remove_leftovers() -> Result<()> {
-    let mut batch = String::new();
-    if let Ok(entries) = std::fs::read_dir(NETNS_DIR) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(PREFIX) {
-                writeln!(batch, "netns del {name}")?;
-            }
-        }
-    }
-    if !batch.is_empty() {
-        ip_batch(None, &batch).context("deleting ulcni-bench-* namespaces")?;
-    }
-    let (dir, prefix) = TMP_PREFIX.rsplit_once('/').context("temp prefix")?;
-    for entry in std::fs::read_dir(dir)?.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(prefix) {
-            std::fs::remove_dir_all(entry.path())
-                .with_context(|| format!("removing {}", entry.path().display()))?;
-        }
-    }
-    Ok(())
-}
-
-/// `ip [-n NS] -force -batch -`: one process for many commands; -force keeps going past errors.
-fn ip_batch(netns: Option<&str>, commands: &str) -> Result<()> {
-    let mut cmd = Command::new("ip");
-    if let Some(ns) = netns {
-        cmd.args(["-n", ns]);
-    }
-    let mut child = cmd
-        .args(["-force", "-batch", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .context("spawning ip -batch")?;
-    child
-        .stdin
-        .take()
-        .context("stdin")?
-        .write_all(commands.as_bytes())?;
-    let status = child.wait()?;
-    ensure!(status.success(), "ip -batch failed: {status}");
-    Ok(())
-}
-
-/// Runs a command to completion (stdout discarded) and returns how long spawn → wait took.
-fn timed(cmd: &mut Command) -> Result<Duration> {
-    cmd.stdout(Stdio::null());
-    let start = Instant::now();
-    let status = cmd.status().with_context(|| format!("spawning {cmd:?}"))?;
-    let elapsed = start.elapsed();
-    ensure!(status.success(), "{cmd:?} failed: {status}");
-    Ok(elapsed)
-}
 
 fn container(i: usize) -> String {
     format!("{PREFIX}c{i}")
@@ -472,49 +407,6 @@ fn links_left(n: usize) -> Result<Vec<(usize, Vec<String>)>> {
 
 // ---------------------------------------------------------------------------------------------
 // Phases
-
-/// Latencies in milliseconds with the summary statistics the table needs.
-struct Sample {
-    ms: Vec<f64>,
-}
-
-impl Sample {
-    fn new(d: &[Duration]) -> Sample {
-        Sample {
-            ms: d.iter().map(|d| d.as_secs_f64() * 1e3).collect(),
-        }
-    }
-
-    fn median_of(v: &[f64]) -> f64 {
-        let mut s = v.to_vec();
-        s.sort_by(f64::total_cmp);
-        match s.len() {
-            0 => f64::NAN,
-            n if n % 2 == 1 => s[n / 2],
-            n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
-        }
-    }
-
-    fn median(&self) -> f64 {
-        Self::median_of(&self.ms)
-    }
-
-    /// Nearest-rank p95.
-    fn p95(&self) -> f64 {
-        let mut s = self.ms.clone();
-        s.sort_by(f64::total_cmp);
-        if s.is_empty() {
-            return f64::NAN;
-        }
-        let rank = ((0.95 * s.len() as f64).ceil() as usize).clamp(1, s.len());
-        s[rank - 1]
-    }
-
-    /// Median of the last [`TAIL`] runs (all of them when there are fewer).
-    fn tail_median(&self) -> f64 {
-        Self::median_of(&self.ms[self.ms.len().saturating_sub(TAIL)..])
-    }
-}
 
 /// ADD × n, then CHECK × n, then DEL × n, sequentially, in a fresh dataDir.
 struct SeqPhase {
@@ -779,8 +671,10 @@ fn run(opts: &Opts) -> Result<()> {
         .max()
         .context("no sizes")?;
 
-    remove_leftovers().context("removing leftovers of an earlier run")?;
-    let _cleanup = Cleanup;
+    CLEANUP
+        .remove_leftovers()
+        .context("removing leftovers of an earlier run")?;
+    let _cleanup = CleanupGuard(CLEANUP);
     setup(max_n)?;
 
     let bin = temp_dir("bin")?;
