@@ -12,13 +12,14 @@ use underlay_cni::conf::macvlan::{MacvlanConf, MacvlanMode as CniMacvlanMode};
 use underlay_cni::conf::vlan::VlanConf;
 use underlay_cni::error::code;
 use underlay_cni::result::{Interface, IpConfig, Route as CniRoute};
-use underlay_cni::{CmdArgs, CniError, CniResult, DelegateIpam, NetConf, Plugin};
+use underlay_cni::{CmdArgs, CniError, CniResult, NetConf, Plugin};
 use underlay_core::{LinkKind, LinkPlan, MacAddr};
 use underlay_linux::{
     IpNet, IpvlanFlag, IpvlanMode, Kernel, Link, LinuxKernel, MacvlanMode, Netlink, Netns, Route,
 };
 
 use crate::errors::{from_core, from_kernel};
+use crate::ipam::Ipam;
 
 /// Which link kind this invocation builds.
 pub enum LinkPlugin {
@@ -136,7 +137,7 @@ impl Plugin for LinkPlugin {
             ));
         }
         let ipam = match conf.net.ipam_type() {
-            Some(kind) => DelegateIpam::new(&args.env).add(kind, &args.stdin)?,
+            Some(kind) => Ipam::new(kind, args).add()?,
             None => CniResult::default(),
         };
         let plan = plan(&conf, args, &master, &ipam, &netns_path)?;
@@ -146,7 +147,7 @@ impl Plugin for LinkPlugin {
                 delete_named(&mut nl, &plan.tmp_ifname.to_string());
                 delete_named(&mut nl, &args.env.ifname);
                 if let Some(kind) = conf.net.ipam_type() {
-                    let _ = DelegateIpam::new(&args.env).del(kind, &args.stdin);
+                    let _ = Ipam::new(kind, args).del();
                 }
                 Err(from_core(err))
             }
@@ -157,7 +158,7 @@ impl Plugin for LinkPlugin {
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
         let conf = self.conf(args)?;
         let ipam = match conf.net.ipam_type() {
-            Some(kind) => DelegateIpam::new(&args.env).del(kind, &args.stdin),
+            Some(kind) => Ipam::new(kind, args).del(),
             None => Ok(()),
         };
         if let Some(path) = &args.env.netns {
@@ -186,7 +187,7 @@ impl Plugin for LinkPlugin {
             .clone()
             .ok_or_else(|| CniError::invalid_config("CHECK needs prevResult"))?;
         if let Some(kind) = conf.net.ipam_type() {
-            DelegateIpam::new(&args.env).check(kind, &args.stdin)?;
+            Ipam::new(kind, args).check()?;
         }
         let netns_path = args
             .env
@@ -227,7 +228,7 @@ impl Plugin for LinkPlugin {
     fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
         let conf = self.conf(args)?;
         match conf.net.ipam_type() {
-            Some(kind) => DelegateIpam::new(&args.env).status(kind, &args.stdin),
+            Some(kind) => Ipam::new(kind, args).status(),
             None => Ok(()),
         }
     }
@@ -235,7 +236,7 @@ impl Plugin for LinkPlugin {
     fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
         let conf = self.conf(args)?;
         match conf.net.ipam_type() {
-            Some(kind) => DelegateIpam::new(&args.env).gc(kind, &args.stdin),
+            Some(kind) => Ipam::new(kind, args).gc(),
             None => Ok(()),
         }
     }

@@ -4,6 +4,7 @@
 
 mod errors;
 mod hostlocal;
+mod ipam;
 mod link;
 mod static_ipam;
 

@@ -127,3 +127,36 @@ fn host_local_reservations_are_shared_with_the_reference_both_ways() {
     assert!(f.reservations().is_empty(), "{:?}", f.reservations());
     assert!(f.link(0, "eth0").is_none() && f.link(1, "eth0").is_none());
 }
+
+/// Our macvlan delegating, by exec through CNI_PATH, to the reference host-local (the
+/// in-process shortcut applies only when CNI_PATH's host-local is our own binary).
+#[test]
+fn our_macvlan_delegates_to_the_reference_host_local() {
+    let reference = reference();
+    let f = Fixture::new(1);
+    let mixed = tempfile::TempDir::new().unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_underlay-cni"),
+        mixed.path().join("macvlan"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        reference.join("host-local"),
+        mixed.path().join("host-local"),
+    )
+    .unwrap();
+    let conf = json!({"cniVersion": "1.0.0", "name": "net1", "type": "macvlan", "master": "eth0",
+        "ipam": {"type": "host-local", "ranges": [[{"subnet": "198.51.100.0/24"}]], "dataDir": f.data.path()}});
+    let plugin = mixed.path().join("macvlan");
+    let (code, out) = f.cni_in(&plugin, "ADD", &conf, "ctr1", "eth0", Some(&f.netns(0)));
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["ips"][0]["address"], "198.51.100.2/24");
+    assert_eq!(
+        f.reservations(),
+        ["198.51.100.2"],
+        "the reference host-local wrote the reservation"
+    );
+    let (code, out) = f.cni_in(&plugin, "DEL", &conf, "ctr1", "eth0", Some(&f.netns(0)));
+    assert_eq!(code, 0, "{out}");
+    assert!(f.reservations().is_empty());
+}
