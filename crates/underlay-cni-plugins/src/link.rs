@@ -4,7 +4,6 @@
 //! Unlike the reference, a failed ADD leaves nothing: when the link cannot be built after IPAM
 //! succeeded, the link (if any) is deleted and IPAM DEL is called before the error is returned.
 
-use std::io::Read;
 use std::path::Path;
 
 use underlay_cni::conf::ipvlan::{IpvlanConf, IpvlanFlag as CniFlag, IpvlanMode as CniMode};
@@ -13,7 +12,7 @@ use underlay_cni::conf::vlan::VlanConf;
 use underlay_cni::error::code;
 use underlay_cni::result::{Interface, IpConfig, Route as CniRoute};
 use underlay_cni::{CmdArgs, CniError, CniResult, NetConf, Plugin};
-use underlay_core::{LinkKind, LinkPlan, MacAddr};
+use underlay_core::{IfName, LinkKind, LinkPlan, MacAddr};
 use underlay_linux::{
     IpNet, IpvlanFlag, IpvlanMode, Kernel, Link, LinuxKernel, MacvlanMode, Netlink, Netns, Route,
 };
@@ -311,13 +310,12 @@ fn plan(
         })
         .collect();
     let routes = ipam.routes.iter().map(|r| route(r, &ipam.ips)).collect();
-    let tmp = format!("ul{}", &random_hex(6)?);
     Ok(LinkPlan {
         kind,
         parent_index: master.index,
         parent_name: master.name.clone(),
         parent_in_container: conf.link_in_container,
-        tmp_ifname: tmp.parse().map_err(from_core)?,
+        tmp_ifname: IfName::temporary().map_err(from_core)?,
         ifname: args.env.ifname.parse().map_err(from_core)?,
         alias: format!("underlay:cni:{}:{}", args.env.container_id, args.env.ifname),
         mtu: conf.mtu.filter(|m| *m > 0),
@@ -410,14 +408,6 @@ fn delete_named(nl: &mut underlay_linux::RtNetlink, name: &str) {
     if let Ok(Some(link)) = nl.link_by_name(name) {
         let _ = nl.delete_link(link.index);
     }
-}
-
-fn random_hex(bytes: usize) -> Result<String, CniError> {
-    let mut buf = vec![0u8; bytes];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(|e| CniError::io(format!("reading /dev/urandom: {e}")))?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn macvlan_mode(mode: CniMacvlanMode) -> MacvlanMode {

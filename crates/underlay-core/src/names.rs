@@ -18,6 +18,12 @@ impl IfName {
         &self.0
     }
 
+    /// A unique name to create a link under before renaming it: `ul` + 12 random hex digits
+    /// (14 bytes, within IFNAMSIZ).
+    pub fn temporary() -> Result<IfName, Error> {
+        Ok(IfName(format!("ul{}", random_hex(6)?)))
+    }
+
     /// For names built by underlay itself that are valid by construction.
     pub(crate) fn new_unchecked(name: String) -> IfName {
         debug_assert!(name.parse::<IfName>().is_ok(), "{name}");

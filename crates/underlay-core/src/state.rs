@@ -191,7 +191,7 @@ impl State {
     pub fn endpoints(&self, network_id: &str) -> Result<Vec<Endpoint>, Error> {
         self.query_endpoints(
             "SELECT * FROM endpoints WHERE network_id = ?1 ORDER BY name",
-            &network_id,
+            [network_id],
         )
     }
 
@@ -199,8 +199,8 @@ impl State {
     pub fn unsettled_endpoints(&self) -> Result<Vec<Endpoint>, Error> {
         // `IN` (not `!=`) so that the phase index answers it without a scan.
         self.query_endpoints(
-            "SELECT * FROM endpoints WHERE phase IN (?1, 'detaching')",
-            &Phase::Attaching.as_str(),
+            "SELECT * FROM endpoints WHERE phase IN (?1, ?2)",
+            [Phase::Attaching.as_str(), Phase::Detaching.as_str()],
         )
     }
 
@@ -257,19 +257,16 @@ impl State {
 
     /// Every endpoint of every network.
     pub fn all_endpoints(&self) -> Result<Vec<Endpoint>, Error> {
-        self.query_endpoints(
-            "SELECT * FROM endpoints WHERE ?1 ORDER BY network_id, name",
-            &1,
-        )
+        self.query_endpoints("SELECT * FROM endpoints ORDER BY network_id, name", [])
     }
 
     fn query_endpoints(
         &self,
         sql: &str,
-        param: &dyn rusqlite::ToSql,
+        params: impl rusqlite::Params,
     ) -> Result<Vec<Endpoint>, Error> {
         let mut stmt = self.conn.prepare_cached(sql)?;
-        let rows = stmt.query_map([param], endpoint_from_row)?;
+        let rows = stmt.query_map(params, endpoint_from_row)?;
         rows.map(|r| r?).collect()
     }
 
