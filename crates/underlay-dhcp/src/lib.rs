@@ -8,6 +8,7 @@ pub mod frame;
 pub mod identity;
 pub mod time;
 pub mod v4;
+pub mod v6;
 
 mod checksum;
 mod rng;

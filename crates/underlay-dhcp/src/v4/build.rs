@@ -2,8 +2,8 @@
 
 use std::net::Ipv4Addr;
 
-use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, OptionCode};
-use dhcproto::Encodable;
+use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, OptionCode, MAGIC};
+use dhcproto::{Decodable, Decoder, Encodable};
 
 use super::Config4;
 
@@ -60,6 +60,19 @@ pub(crate) fn encode(config: &Config4, out: &Outgoing) -> Vec<u8> {
         payload.resize(MIN_MESSAGE, 0);
     }
     payload
+}
+
+/// A BOOTREQUEST header with our xid, ciaddr and chaddr. Decoding a template avoids dhcproto's
+/// constructors, which draw a random xid from the thread RNG (this crate takes all randomness
+/// from its caller's seed).
+fn blank(xid: u32, ciaddr: Ipv4Addr, chaddr: [u8; 6]) -> Message {
+    let mut header = [0u8; 240];
+    header[..3].copy_from_slice(&[1, 1, 6]); // BOOTREQUEST, Ethernet, 6-byte address
+    header[4..8].copy_from_slice(&xid.to_be_bytes());
+    header[12..16].copy_from_slice(&ciaddr.octets());
+    header[28..34].copy_from_slice(&chaddr);
+    header[236..].copy_from_slice(&MAGIC);
+    Message::decode(&mut Decoder::new(&header)).expect("a 240-byte bootp header decodes")
 }
 
 /// DECLINE and RELEASE carry no parameter requests (RFC 2131 table 5).

@@ -4,4 +4,6 @@
 mod fake4;
 mod v4_acquire;
 
+mod fake6;
 mod v4_lease;
+mod v6;
