@@ -26,15 +26,7 @@ pub(crate) struct Outgoing {
 }
 
 pub(crate) fn encode(config: &Config4, out: &Outgoing) -> Vec<u8> {
-    let unspecified = Ipv4Addr::UNSPECIFIED;
-    let mut msg = Message::new_with_id(
-        out.xid,
-        out.ciaddr,
-        unspecified,
-        unspecified,
-        unspecified,
-        &config.chaddr,
-    );
+    let mut msg = blank(out.xid, out.ciaddr, config.chaddr);
     msg.set_secs(out.secs);
     // The flag only matters while we have no address to receive a unicast reply on.
     if config.broadcast && out.ciaddr.is_unspecified() {
