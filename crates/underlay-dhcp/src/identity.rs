@@ -195,7 +195,7 @@ fn parse_groups(input: &str, trimmed: &str) -> Result<Vec<u8>, IdentityError> {
 }
 
 fn parse_run(input: &str, trimmed: &str) -> Result<Vec<u8>, IdentityError> {
-    if trimmed.len() % 2 != 0 {
+    if !trimmed.len().is_multiple_of(2) {
         return Err(IdentityError::OddLength {
             input: input.to_string(),
         });

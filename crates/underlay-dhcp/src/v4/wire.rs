@@ -105,9 +105,7 @@ fn walk(mut area: &[u8], raw: &mut BTreeMap<u8, Vec<u8>>) -> Result<(), Ignored>
                         "option {code} length {len} runs past the end"
                     )));
                 }
-                raw.entry(code)
-                    .or_insert_with(Vec::new)
-                    .extend_from_slice(&rest[..len]);
+                raw.entry(code).or_default().extend_from_slice(&rest[..len]);
                 area = &rest[len..];
             }
         }

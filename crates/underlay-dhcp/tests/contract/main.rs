@@ -4,6 +4,11 @@
 mod fake4;
 mod v4_acquire;
 
+mod acd;
+mod captures;
 mod fake6;
+mod frame;
+mod fuzz;
+mod identity;
 mod v4_lease;
 mod v6;
