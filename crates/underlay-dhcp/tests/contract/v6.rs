@@ -510,3 +510,28 @@ fn truncated_messages_are_malformed_never_a_panic() {
         }
     }
 }
+
+#[test]
+fn no_binding_while_renewing_drops_the_lease_other_ia_failures_do_not() {
+    let server = Server6::new();
+    let mut client = bound(&server);
+    let renew = client.poll(Instant(10_000)).unwrap();
+    let busy = Server6 {
+        ia_status: Some(Status6::NO_ADDRS_AVAIL),
+        ..server.clone()
+    };
+    let result = client.handle(Instant(10_001), &busy.reply(&renew.payload), SERVER_LL);
+    assert!(matches!(result, Err(Ignored6::Status(s)) if s.code == Status6::NO_ADDRS_AVAIL));
+    assert_eq!(client.state(), State6::Renewing);
+    let lost = Server6 {
+        ia_status: Some(Status6::NO_BINDING),
+        ..server
+    };
+    client
+        .handle(Instant(10_002), &lost.reply(&renew.payload), SERVER_LL)
+        .unwrap();
+    assert!(
+        matches!(client.next_event(), Some(Event6::Rejected(s)) if s.code == Status6::NO_BINDING)
+    );
+    assert_eq!((client.state(), client.lease()), (State6::Soliciting, None));
+}
