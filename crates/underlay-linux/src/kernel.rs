@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use crate::{write_sysctl, Error, IpvlanSpec, Kernel, MacvlanSpec, Netns, RtNetlink, VlanSpec};
+use crate::{
+    write_sysctl, Error, IpvlanSpec, Kernel, MacvlanSpec, Netns, PacketSocket, RtNetlink, VlanSpec,
+};
 
 /// The host's kernel, reached through one rtnetlink socket in the caller's namespace.
 #[derive(Debug)]
@@ -22,6 +24,7 @@ impl LinuxKernel {
 impl Kernel for LinuxKernel {
     type Nl = RtNetlink;
     type Ns = Netns;
+    type Frames = PacketSocket;
 
     fn host(&mut self) -> &mut RtNetlink {
         &mut self.host
@@ -57,6 +60,10 @@ impl Kernel for LinuxKernel {
                 .iter()
                 .try_for_each(|(key, value)| write_sysctl(key, value))
         })?
+    }
+
+    fn frame_socket_in(&mut self, ns: &Netns, ifindex: u32) -> Result<PacketSocket, Error> {
+        PacketSocket::open_in(ns, ifindex)
     }
 
     fn netns_id(&mut self, ns: &Netns) -> Result<(u64, u64), Error> {

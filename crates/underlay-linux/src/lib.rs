@@ -9,17 +9,23 @@ mod error;
 mod kernel;
 mod netlink;
 mod netns;
+mod packet;
 mod sysctl;
 mod types;
+mod udp;
+mod unix_socket;
 
 pub use error::Error;
 pub use kernel::LinuxKernel;
 pub use netlink::RtNetlink;
 pub use netns::Netns;
+pub use packet::{FrameSocket, PacketSocket};
 pub use sysctl::write_sysctl;
 pub use types::{
     IpNet, IpvlanFlag, IpvlanMode, IpvlanSpec, Link, MacvlanMode, MacvlanSpec, Route, VlanSpec,
 };
+pub use udp::{udp_socket, udp_socket_in};
+pub use unix_socket::{bind_private_socket, systemd_listener};
 
 /// Typed rtnetlink verbs, all acting in the network namespace the socket was opened in.
 ///
@@ -44,16 +50,23 @@ pub trait Netlink {
     fn set_alias(&mut self, index: u32, alias: &str) -> Result<(), Error>;
     /// Renames link `index` (kernels before 6.6 require the link to be down).
     fn rename_link(&mut self, index: u32, name: &str) -> Result<(), Error>;
+    /// Sets the MTU of link `index`.
+    fn set_mtu(&mut self, index: u32, mtu: u32) -> Result<(), Error>;
     /// Sets the administrative state of link `index` to up.
     fn set_up(&mut self, index: u32) -> Result<(), Error>;
     /// Deletes link `index`; `Ok(false)` when it was already gone.
     fn delete_link(&mut self, index: u32) -> Result<bool, Error>;
     /// Adds `addr` to link `index`. IPv6 addresses are added with `IFA_F_NODAD`.
     fn add_address(&mut self, index: u32, addr: IpNet) -> Result<(), Error>;
+    /// Removes `addr` from link `index`; `Ok(false)` when it was not there.
+    fn delete_address(&mut self, index: u32, addr: IpNet) -> Result<bool, Error>;
     /// Every address of link `index`.
     fn addresses(&mut self, index: u32) -> Result<Vec<IpNet>, Error>;
     /// Adds a route (main table, protocol static).
     fn add_route(&mut self, route: &Route) -> Result<(), Error>;
+    /// Removes a route (matched on destination, gateway, output link and metric); `Ok(false)`
+    /// when there was no such route.
+    fn delete_route(&mut self, route: &Route) -> Result<bool, Error>;
     /// The routes of the main table whose output interface is `index`, both families.
     fn routes(&mut self, index: u32) -> Result<Vec<Route>, Error>;
     /// The link of the IPv4 default route with the lowest metric (the CNI plugins' default
@@ -68,6 +81,8 @@ pub trait Kernel {
     type Nl: Netlink;
     /// A handle that keeps a network namespace open.
     type Ns;
+    /// Raw Ethernet frames on one link (conflict detection).
+    type Frames: FrameSocket;
 
     /// The netlink socket of the caller's own namespace (the "host").
     fn host(&mut self) -> &mut Self::Nl;
@@ -86,6 +101,8 @@ pub trait Kernel {
     fn create_vlan_in(&mut self, spec: &VlanSpec, ns: &Self::Ns) -> Result<(), Error>;
     /// Writes sysctls (`("net/ipv4/conf/eth0/arp_notify", "1")`, relative to `/proc/sys`) inside `ns`.
     fn sysctls_in(&mut self, ns: &Self::Ns, settings: &[(String, String)]) -> Result<(), Error>;
+    /// A socket for raw Ethernet frames on link `ifindex` of `ns`.
+    fn frame_socket_in(&mut self, ns: &Self::Ns, ifindex: u32) -> Result<Self::Frames, Error>;
     /// Identity of the namespace (`st_dev`, `st_ino` of its nsfs inode).
     fn netns_id(&mut self, ns: &Self::Ns) -> Result<(u64, u64), Error>;
 }

@@ -847,6 +847,13 @@ impl Netlink for RtNetlink {
         self.request(&op, RouteNetlinkMessage::SetLink(message), 0)
     }
 
+    fn set_mtu(&mut self, index: u32, mtu: u32) -> Result<(), Error> {
+        let mut message = link_by_index_message(index);
+        message.attributes.push(LinkAttribute::Mtu(mtu));
+        let op = format!("set mtu of link {index} to {mtu}");
+        self.request(&op, RouteNetlinkMessage::SetLink(message), 0)
+    }
+
     fn set_up(&mut self, index: u32) -> Result<(), Error> {
         let mut message = link_by_index_message(index);
         message.header.flags = LinkFlags::Up;
@@ -873,6 +880,12 @@ impl Netlink for RtNetlink {
             RouteNetlinkMessage::NewAddress(message),
             NLM_F_CREATE | NLM_F_EXCL,
         )
+    }
+
+    fn delete_address(&mut self, index: u32, addr: IpNet) -> Result<bool, Error> {
+        let message = address_message(index, addr);
+        let op = format!("delete address {addr} from link {index}");
+        absent_is_false(self.request(&op, RouteNetlinkMessage::DelAddress(message), 0))
     }
 
     fn addresses(&mut self, index: u32) -> Result<Vec<IpNet>, Error> {
@@ -911,6 +924,11 @@ impl Netlink for RtNetlink {
         )
     }
 
+    fn delete_route(&mut self, route: &Route) -> Result<bool, Error> {
+        let op = format!("delete route {} dev {}", route.dst, route.oif);
+        absent_is_false(self.request(&op, RouteNetlinkMessage::DelRoute(route_message(route)), 0))
+    }
+
     fn routes(&mut self, index: u32) -> Result<Vec<Route>, Error> {
         self.dump_routes(Some(index))
     }
@@ -922,6 +940,23 @@ impl Netlink for RtNetlink {
             .filter(|r| r.dst.prefix == 0 && r.dst.addr.is_ipv4())
             .min_by_key(|r| r.metric)
             .map(|r| r.oif))
+    }
+}
+
+/// Deleting what is already gone succeeds: the kernel says EADDRNOTAVAIL for an address,
+/// ESRCH for a route and ENODEV when the whole link went.
+fn absent_is_false(result: Result<(), Error>) -> Result<bool, Error> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(error)
+            if matches!(
+                error.errno(),
+                Some(nix::libc::EADDRNOTAVAIL | nix::libc::ESRCH | nix::libc::ENODEV)
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(error) => Err(error),
     }
 }
 
