@@ -98,10 +98,18 @@ fn corrupted_truncated_and_fragmented_frames_are_errors() {
     let mut payload_flip = good.clone();
     *payload_flip.last_mut().unwrap() ^= 0x01;
     assert_eq!(parse_udp4(&payload_flip), Err(FrameError::BadUdpChecksum));
+    // A frame whose checksum was left to offload is taken as it is; its IPv4 header is
+    // still checked.
+    let offloaded = underlay_dhcp::frame::parse_udp4_offloaded(&payload_flip).unwrap();
+    assert_eq!(offloaded.payload, &payload_flip[42..]);
 
     let mut header_flip = good.clone();
     header_flip[22] = 63; // TTL changed without fixing the checksum
     assert_eq!(parse_udp4(&header_flip), Err(FrameError::BadHeaderChecksum));
+    assert_eq!(
+        underlay_dhcp::frame::parse_udp4_offloaded(&header_flip),
+        Err(FrameError::BadHeaderChecksum)
+    );
 
     for len in 0..34 {
         assert!(
