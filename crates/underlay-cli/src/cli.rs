@@ -24,6 +24,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "UNDERLAY_STATE_DIR", default_value = underlay_core::DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
 
+    /// The DHCP lease keeper's socket (`underlay dhcp-daemon`), for networks that use DHCP.
+    #[arg(long, global = true, env = "UNDERLAY_DHCP_SOCKET", default_value = underlay_core::leases::DEFAULT_KEEPER_SOCKET)]
+    pub dhcp_socket: PathBuf,
+
     /// Log level on stderr (error, warn, info, debug, trace); RUST_LOG overrides it.
     #[arg(long, global = true, default_value = "warn")]
     pub log_level: String,
@@ -65,6 +69,18 @@ Examples:
     /// Install the CNI plugins.
     #[command(subcommand)]
     Cni(CniCommand),
+    /// Run the DHCP lease keeper: DHCP exchanges, renewals and releases for every endpoint of
+    /// networks that use DHCP.
+    #[command(after_help = "\
+Listens on --dhcp-socket (default /run/underlay/dhcp.sock, mode 0600), or on the socket systemd
+passes (LISTEN_FDS; see contrib/systemd/underlay-dhcp.socket). Leases are kept in the state
+database: after a restart (or kill -9) every lease is renewed where it stands, and leases of
+endpoints that are gone are released.
+
+Examples:
+  underlay dhcp-daemon
+  underlay --dhcp-socket /tmp/dhcp.sock --log-level info dhcp-daemon")]
+    DhcpDaemon,
     /// Build a self-contained lab from namespaces and run the demo scenario.
     #[command(
         subcommand,
@@ -111,14 +127,25 @@ Options (-o):
   mtu=N                  MTU of container links (68..65535, at most the parent's)
   metric=N               metric of the containers' default routes (0..4294967295)
 
+IPAM options (--ipam-opt):
+  ipv6_mode=MODE         static (an address from the IPv6 --subnet; default with one), dhcpv6,
+                         slaac, or off (no IPv6 on the link; default without an IPv6 subnet)
+  dhcpv6=true            short for ipv6_mode=dhcpv6
+  conflict_detection=B   probe every address (ARP / IPv6 DAD) before using it (default true)
+  probe_ms=N             how long a probe listens for an answer (10..10000, default 100)
+  dhcp_servers=IP,...    accept DHCPv4 answers from these servers only
+  dhcp_timeout=S         give up a DHCP exchange after S seconds (1..300, default 10)
+  dhcp_broadcast=B       ask servers to broadcast answers (default: true on ipvlan)
+
 Examples:
   underlay network create -d macvlan --subnet 192.0.2.0/24 --gateway 192.0.2.1 -o parent=eth0 lan
   underlay network create -d macvlan --subnet 192.0.2.0/24 -o parent=eth0.100 vlan100
   underlay network create -d ipvlan --subnet 192.0.2.0/24 -o parent=eth0 -o ipvlan_mode=l3 routed
+  underlay network create --ipam-driver dhcp --ipam-opt dhcpv6=true -o parent=eth0 lan-dhcp
   underlay network create --subnet 192.0.2.0/24 --ip-range 192.0.2.128/25 \\
       --aux-address router2=192.0.2.2 --ipv6 --subnet 2001:db8:babe:cafe::/64 \\
       -o parent=eth0 -o metric=100 lan6")]
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// List networks.
     #[command(
         alias = "list",
@@ -177,6 +204,13 @@ pub struct CreateArgs {
     /// Label KEY=VALUE.
     #[arg(long)]
     pub label: Vec<String>,
+    /// Where IPv4 addresses come from: default (the network's own pool) or dhcp (the LAN's
+    /// DHCP server, through `underlay dhcp-daemon`).
+    #[arg(long)]
+    pub ipam_driver: Option<String>,
+    /// IPAM option KEY=VALUE (see below).
+    #[arg(long)]
+    pub ipam_opt: Vec<String>,
     pub name: String,
 }
 
@@ -199,6 +233,16 @@ pub struct ConnectArgs {
     /// Endpoint name (default: the netns name, or pidPID).
     #[arg(long)]
     pub name: Option<String>,
+    /// DHCP client identifier to present, in hex (default: derived from host, network and
+    /// endpoint name, so that it is stable).
+    #[arg(long)]
+    pub dhcp_client_id: Option<String>,
+    /// DHCPv6 DUID to present, in hex (default: derived like the client identifier).
+    #[arg(long)]
+    pub dhcp_duid: Option<String>,
+    /// Host name sent to the DHCP server (default: the endpoint name).
+    #[arg(long)]
+    pub hostname: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }

@@ -25,12 +25,17 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let ctx = commands::Ctx {
+        state_dir: cli.state_dir,
+        dhcp_socket: cli.dhcp_socket,
+    };
     match cli.command {
-        Command::Network(cmd) => commands::network::run(&cli.state_dir, cmd),
-        Command::Connect(args) => commands::endpoint::connect(&cli.state_dir, args),
-        Command::Disconnect(args) => commands::endpoint::disconnect(&cli.state_dir, args),
-        Command::Gc => commands::endpoint::gc(&cli.state_dir),
-        Command::Restore => commands::endpoint::restore(&cli.state_dir),
+        Command::Network(cmd) => commands::network::run(&ctx, cmd),
+        Command::Connect(args) => commands::endpoint::connect(&ctx, args),
+        Command::Disconnect(args) => commands::endpoint::disconnect(&ctx, args),
+        Command::Gc => commands::endpoint::gc(&ctx),
+        Command::Restore => commands::endpoint::restore(&ctx),
+        Command::DhcpDaemon => commands::dhcp::daemon(&ctx),
         Command::Lab(cmd) => lab::run(cmd),
         Command::Cni(cmd) => commands::cni::run(cmd),
         Command::Completions { shell } => commands::docs::completions(shell),

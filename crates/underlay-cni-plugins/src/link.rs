@@ -323,6 +323,7 @@ fn plan(
         routes,
         netns: netns.display().to_string(),
         route_conflict_hint: "give the route another priority".to_string(),
+        ipv6_mode: None,
     })
 }
 

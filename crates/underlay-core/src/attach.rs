@@ -5,12 +5,14 @@ use std::path::Path;
 
 use underlay_linux::Kernel;
 
+use crate::build::{Attach, Statics};
 use crate::crash::crash_point;
 use crate::engine::is_passthru;
+use crate::identity::{derived_mac, dhcp_identity};
+use crate::leases::endpoint_key;
 use crate::names::random_hex;
 use crate::parents::host_link;
-use crate::plumbing::{delete_endpoint_link, delete_link_in, link_named, plumb};
-use crate::recover::recover;
+use crate::plumbing::{delete_endpoint_link, delete_link_in, link_named};
 use crate::request::check_endpoint_name;
 use crate::{
     Connect, Disconnect, Driver, Endpoint, Engine, Error, Family, MacAddr, Network, Parent, Phase,
@@ -23,7 +25,7 @@ impl<K: Kernel> Engine<K> {
         req.validate()?;
         let target = Target::parse(&req.target)?;
         let _lock = self.state.lock()?;
-        recover(&mut self.kernel, &mut self.state)?;
+        self.recover()?;
         let net = self.network(&req.network)?;
         let requested = [
             requested_ip(&net, req, Family::V4)?,
@@ -50,11 +52,23 @@ impl<K: Kernel> Engine<K> {
                 path.display()
             )));
         }
+        let identity = dhcp_identity(&net, &ep.name, req)?;
         let ep = self.state.begin_attach(&net, ep, requested)?;
         crash_point("attach-reserved");
-        if let Err(err) = plumb(&mut self.kernel, &ns, &mut nl, &net, &ep, &parent) {
-            return Err(self.roll_back_attach(&mut nl, &net, &ep, err));
-        }
+        let attach = Attach {
+            net: &net,
+            parent: &parent,
+            statics: Statics {
+                v4: requested[0].is_some(),
+                v6: requested[1].is_some(),
+            },
+            identity,
+        };
+        let built = self.build_endpoint(&ns, &mut nl, &attach, ep.clone());
+        let ep = match built {
+            Ok(ep) => ep,
+            Err(err) => return Err(self.roll_back_attach(&mut nl, &net, &ep, err)),
+        };
         self.state.set_phase(&ep.id, Phase::Attached)?;
         crash_point("attach-committed");
         tracing::info!(network = %net.name(), endpoint = %ep.name, netns = %ep.netns, mac = %ep.mac,
@@ -72,10 +86,17 @@ impl<K: Kernel> Engine<K> {
         ep: &Endpoint,
         err: Error,
     ) -> Error {
-        let undo = delete_link_in(nl, ep).and_then(|_| self.state.delete_endpoint(net, &ep.id));
-        match undo {
+        // A link that cannot be deleted keeps the intent recorded (phase attaching, holding its
+        // addresses and lease): the next command's recovery finishes the rollback.
+        if let Err(undo) = delete_link_in(nl, ep) {
+            return Error::Many(vec![err, undo]);
+        }
+        if let Err(e) = self.release_lease(net, ep) {
+            tracing::warn!(endpoint = %ep.name, error = %e, "could not release the DHCP lease of a failed attach");
+        }
+        match self.state.delete_endpoint(net, &ep.id) {
             Ok(()) => err,
-            Err(undo_err) => Error::Many(vec![err, undo_err]),
+            Err(undo) => Error::Many(vec![err, undo]),
         }
     }
 
@@ -125,6 +146,7 @@ impl<K: Kernel> Engine<K> {
             None => id[..12].to_string(),
         };
         check_endpoint_name(&name)?;
+        let mac = endpoint_mac(net, req, parent_mac, &name)?;
         Ok(Endpoint {
             network_id: net.id.clone(),
             name,
@@ -134,7 +156,7 @@ impl<K: Kernel> Engine<K> {
             ifname: req.ifname()?,
             // "ul" + 12 hex digits: unique per endpoint, 14 bytes, fits IFNAMSIZ.
             tmp_ifname: format!("ul{}", &id[..12]).parse()?,
-            mac: endpoint_mac(net, req, parent_mac)?,
+            mac,
             ipv4: None,
             ipv6: None,
             id,
@@ -144,7 +166,7 @@ impl<K: Kernel> Engine<K> {
     /// `disconnect`: TARGET is an endpoint name or a netns (name, path, PID).
     pub fn disconnect(&mut self, req: &Disconnect) -> Result<Endpoint, Error> {
         let _lock = self.state.lock()?;
-        recover(&mut self.kernel, &mut self.state)?;
+        self.recover()?;
         let net = self.network(&req.network)?;
         let ep = self.find_endpoint(&net, &req.target)?;
         self.detach(&net, &ep)?;
@@ -171,15 +193,36 @@ impl<K: Kernel> Engine<K> {
     }
 
     /// Marks, unplumbs, forgets. A crash in between leaves phase `Detaching`, which recovery
-    /// finishes.
+    /// finishes. A DHCP lease is given back first, while the link can still say so; a keeper
+    /// that cannot be reached does not block the detach (it drops leases of endpoints that are
+    /// gone by itself).
     pub(crate) fn detach(&mut self, net: &Network, ep: &Endpoint) -> Result<(), Error> {
         self.state.set_phase(&ep.id, Phase::Detaching)?;
         crash_point("detach-marked");
+        if let Err(e) = self.release_lease(net, ep) {
+            tracing::warn!(network = %net.name(), endpoint = %ep.name, error = %e, "could not release the DHCP lease");
+        }
         delete_endpoint_link(&mut self.kernel, ep)?;
         crash_point("detach-unplumbed");
         self.state.delete_endpoint(net, &ep.id)?;
         tracing::info!(network = %net.name(), endpoint = %ep.name, "endpoint detached");
         Ok(())
+    }
+}
+
+impl<K: Kernel> Engine<K> {
+    /// Gives an endpoint's DHCP lease back, if its network uses DHCP.
+    pub(crate) fn release_lease(&mut self, net: &Network, ep: &Endpoint) -> Result<(), Error> {
+        if !net.uses_dhcp() {
+            return Ok(());
+        }
+        match self.leases.as_mut() {
+            Some(leases) => leases.release(&endpoint_key(&ep.id)).map(drop),
+            None => Err(Error::Io(format!(
+                "network {} uses DHCP, but no lease keeper is configured",
+                net.name()
+            ))),
+        }
     }
 }
 
@@ -195,8 +238,14 @@ fn requested_ip(net: &Network, req: &Connect, family: Family) -> Result<Option<I
     Ok(ip)
 }
 
-/// A random locally administered MAC unless `--mac`; ipvlan slaves always have the parent's.
-fn endpoint_mac(net: &Network, req: &Connect, parent_mac: MacAddr) -> Result<MacAddr, Error> {
+/// A random locally administered MAC unless `--mac` (on DHCP networks: the derived, stable
+/// one, which a DHCP reservation can follow); ipvlan slaves always have the parent's.
+fn endpoint_mac(
+    net: &Network,
+    req: &Connect,
+    parent_mac: MacAddr,
+    name: &str,
+) -> Result<MacAddr, Error> {
     match (&net.spec.driver, req.mac()?) {
         (Driver::Ipvlan { .. }, Some(_)) => Err(Error::invalid(format!(
             "ipvlan endpoints share their parent's MAC: --mac cannot be used on ipvlan network {}",
@@ -204,6 +253,7 @@ fn endpoint_mac(net: &Network, req: &Connect, parent_mac: MacAddr) -> Result<Mac
         ))),
         (Driver::Ipvlan { .. }, None) => Ok(parent_mac),
         (Driver::Macvlan { .. }, Some(mac)) => Ok(mac),
+        (Driver::Macvlan { .. }, None) if net.uses_dhcp() => Ok(derived_mac(net, name)),
         (Driver::Macvlan { .. }, None) => MacAddr::random(),
     }
 }

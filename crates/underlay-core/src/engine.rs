@@ -8,10 +8,10 @@
 use underlay_linux::{Kernel, MacvlanMode};
 
 use crate::crash::crash_point;
+use crate::leases::Leases;
 use crate::names::random_hex;
 use crate::parents::{ensure_parent, release_parent, restore_parents, Restored};
 use crate::plumbing::{endpoint_link_state, LinkState};
-use crate::recover::recover;
 use crate::state::now_rfc3339;
 use crate::{CreateNetwork, Driver, Error, Network, State};
 
@@ -26,17 +26,33 @@ pub struct RepairReport {
     pub recreated: Vec<String>,
     /// Parents that could not be recreated (`restore`): what is missing.
     pub missing: Vec<String>,
+    /// Addresses found live on the LAN long enough ago to be handed out again (`gc`).
+    pub conflicts_forgotten: Vec<std::net::IpAddr>,
 }
 
-/// The engine: a kernel and a state.
+/// How long an address found live on the LAN stays out of the pool.
+pub const CONFLICT_MEMORY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The engine: a kernel, a state, and (for DHCP networks) a lease keeper.
 pub struct Engine<K: Kernel> {
     pub(crate) kernel: K,
     pub(crate) state: State,
+    pub(crate) leases: Option<Box<dyn Leases>>,
 }
 
 impl<K: Kernel> Engine<K> {
     pub fn new(kernel: K, state: State) -> Self {
-        Engine { kernel, state }
+        Engine {
+            kernel,
+            state,
+            leases: None,
+        }
+    }
+
+    /// The lease keeper DHCP networks get their addresses from.
+    pub fn with_leases(mut self, leases: Box<dyn Leases>) -> Self {
+        self.leases = Some(leases);
+        self
     }
 
     pub fn state(&self) -> &State {
@@ -51,7 +67,7 @@ impl<K: Kernel> Engine<K> {
     pub fn create_network(&mut self, req: &CreateNetwork) -> Result<Network, Error> {
         let spec = req.validate()?;
         let _lock = self.state.lock()?;
-        recover(&mut self.kernel, &mut self.state)?;
+        self.recover()?;
         if self.state.network(&spec.name)?.is_some() {
             return Err(Error::Conflict(format!(
                 "network {} already exists",
@@ -107,7 +123,7 @@ impl<K: Kernel> Engine<K> {
     /// A parent underlay created for the network goes with the last network using it.
     pub fn remove_network(&mut self, name: &str, force: bool) -> Result<Network, Error> {
         let _lock = self.state.lock()?;
-        recover(&mut self.kernel, &mut self.state)?;
+        self.recover()?;
         let net = self.network(name)?;
         let endpoints = self.state.endpoints(&net.id)?;
         if !endpoints.is_empty() && !force {
@@ -135,6 +151,7 @@ impl<K: Kernel> Engine<K> {
         let _lock = self.state.lock()?;
         let mut report = self.roll_back_interrupted()?;
         report.released = self.release_stale_endpoints()?;
+        report.conflicts_forgotten = self.state.forget_old_conflicts(CONFLICT_MEMORY)?;
         Ok(report)
     }
 
@@ -154,7 +171,7 @@ impl<K: Kernel> Engine<K> {
     }
 
     fn roll_back_interrupted(&mut self) -> Result<RepairReport, Error> {
-        let rolled_back = recover(&mut self.kernel, &mut self.state)?;
+        let rolled_back = self.recover()?;
         Ok(RepairReport {
             rolled_back: rolled_back.into_iter().map(|e| e.name).collect(),
             ..RepairReport::default()
@@ -171,6 +188,9 @@ impl<K: Kernel> Engine<K> {
                 continue;
             }
             if let Some(net) = self.state.network_by_id(&ep.network_id)? {
+                if let Err(e) = self.release_lease(&net, &ep) {
+                    tracing::warn!(endpoint = %ep.name, error = %e, "could not release the DHCP lease of a vanished endpoint");
+                }
                 self.state.delete_endpoint(&net, &ep.id)?;
                 released.push(format!("{}/{}", net.name(), ep.name));
             }

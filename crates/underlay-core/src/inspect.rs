@@ -2,15 +2,20 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::{Endpoint, Error, Family, IpConfig, Network, State};
+use crate::leases::{endpoint_key, LeaseReply};
+use crate::state::ConflictMark;
+use crate::{Endpoint, Error, Family, IpConfig, IpamDriver, Ipv6Mode, Network, State};
 
 /// `network inspect` for one network, with its endpoints.
 pub fn inspect_json(state: &State, net: &Network) -> Result<Value, Error> {
-    let endpoints: Map<String, Value> = state
-        .endpoints(&net.id)?
-        .iter()
-        .map(|ep| (ep.name.clone(), endpoint_json(net, ep)))
-        .collect();
+    let mut endpoints = Map::new();
+    for ep in state.endpoints(&net.id)? {
+        let lease = match net.uses_dhcp() {
+            true => state.lease(&endpoint_key(&ep.id))?.map(|l| l.lease),
+            false => None,
+        };
+        endpoints.insert(ep.name.clone(), endpoint_json(net, &ep, lease.as_ref()));
+    }
     let spec = &net.spec;
     Ok(json!({
         "Name": spec.name,
@@ -18,12 +23,16 @@ pub fn inspect_json(state: &State, net: &Network) -> Result<Value, Error> {
         "Created": net.created,
         "Scope": "local",
         "Driver": spec.driver.name(),
-        "EnableIPv4": spec.ipv4.is_some(),
-        "EnableIPv6": spec.ipv6.is_some(),
+        "EnableIPv4": spec.ipv4.is_some() || spec.ipam.driver == IpamDriver::Dhcp,
+        "EnableIPv6": spec.ipv6_mode() != Ipv6Mode::Off,
         "IPAM": {
-            "Driver": "default",
-            "Options": {},
+            "Driver": spec.ipam.driver.name(),
+            "Options": spec.ipam.options,
             "Config": spec.ip_configs().map(|(_, c)| ipam_config_json(c)).collect::<Vec<_>>(),
+            "IPv6Mode": spec.ipv6_mode().name(),
+            "ConflictDetection": spec.ipam.conflict_detection(),
+            "ProbeMs": spec.ipam.probe_time().as_millis() as u64,
+            "LiveOnLan": live_on_lan(state, net)?,
         },
         "Internal": spec.internal,
         "Attachable": true,
@@ -47,21 +56,48 @@ fn ipam_config_json(config: &IpConfig) -> Value {
     out
 }
 
-fn endpoint_json(net: &Network, ep: &Endpoint) -> Value {
+/// Addresses conflict detection found answering on the LAN, with who answered.
+fn live_on_lan(state: &State, net: &Network) -> Result<Map<String, Value>, Error> {
+    let mut out = Map::new();
+    for family in [Family::V4, Family::V6] {
+        for r in state.reservations(net, family)? {
+            if let Some(mark) = ConflictMark::parse(&r.owner) {
+                out.insert(
+                    r.ip.to_string(),
+                    json!({"AnsweredBy": mark.mac, "Since": mark.since}),
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn endpoint_json(net: &Network, ep: &Endpoint, lease: Option<&LeaseReply>) -> Value {
+    let prefix = |family: Family| -> Option<u8> {
+        let leased = lease.and_then(|l| match family {
+            Family::V4 => l.v4.as_ref().map(|v| v.prefix),
+            Family::V6 => l.v6.as_ref().map(|v| v.prefix),
+        });
+        leased.or_else(|| net.spec.ip_config(family).map(|c| c.subnet.prefix()))
+    };
     let with_prefix = |family: Family| -> String {
-        match (ep.address(family), net.spec.ip_config(family)) {
-            (Some(ip), Some(config)) => format!("{ip}/{}", config.subnet.prefix()),
+        match (ep.address(family), prefix(family)) {
+            (Some(ip), Some(prefix)) => format!("{ip}/{prefix}"),
             _ => String::new(),
         }
     };
-    json!({
+    let mut out = json!({
         "EndpointID": ep.id,
         "MacAddress": ep.mac.to_string(),
         "IPv4Address": with_prefix(Family::V4),
         "IPv6Address": with_prefix(Family::V6),
         "Netns": ep.netns,
         "Interface": ep.ifname.as_str(),
-    })
+    });
+    if let Some(lease) = lease {
+        out["Lease"] = json!(lease);
+    }
+    out
 }
 
 /// One row of `network ls --format json`.

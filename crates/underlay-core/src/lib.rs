@@ -5,25 +5,31 @@
 //! call one [`Engine`] method and map the [`Error`] to their own protocol. Nothing here names a
 //! front-end.
 
+mod addressing;
 mod attach;
+mod build;
 pub mod crash;
 mod engine;
 mod error;
+mod identity;
 mod inspect;
+pub mod leases;
 mod link;
 mod model;
 mod names;
 mod parents;
 mod plumbing;
+mod probe;
 mod recover;
 mod request;
 mod state;
 mod target;
 
+pub use addressing::{Addressing, IpamDriver, Ipv6Mode, DEFAULT_DHCP_TIMEOUT, DEFAULT_PROBE};
 pub use engine::{Engine, RepairReport};
 pub use error::Error;
 pub use inspect::{inspect_json, list_json};
-pub use link::{default_route, plumb_link, LinkKind, LinkPlan};
+pub use link::{create_link, default_route, plumb_link, LinkKind, LinkPlan};
 pub use model::{Driver, Endpoint, Family, IpConfig, Network, NetworkSpec, Parent, Phase};
 pub use names::{IfName, MacAddr};
 pub use request::{Connect, CreateNetwork, Disconnect};

@@ -10,7 +10,7 @@ use underlay_linux::{
 };
 
 use crate::crash::crash_point;
-use crate::{Error, Family, IfName, MacAddr};
+use crate::{Error, Family, IfName, Ipv6Mode, MacAddr};
 
 /// The kind of link a container gets on its parent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,11 +62,27 @@ pub struct LinkPlan {
     pub netns: String,
     /// What to tell the user when a default route collides with one already there.
     pub route_conflict_hint: String,
+    /// The IPv6 behaviour to set on the link; `None` keeps the kernel's defaults.
+    pub ipv6_mode: Option<Ipv6Mode>,
 }
 
 /// Creates and configures the link in `ns` and returns its index. On error the caller rolls
 /// back by deleting the link (under either name); nothing else is left behind.
 pub fn plumb_link<K: Kernel>(
+    kernel: &mut K,
+    ns: &K::Ns,
+    nl: &mut K::Nl,
+    plan: &LinkPlan,
+) -> Result<u32, Error> {
+    let index = create_link(kernel, ns, nl, plan)?;
+    configure(nl, index, plan)?;
+    crash_point("attach-configured");
+    Ok(index)
+}
+
+/// Creates the link in `ns` under its final name, marked as ours, with its sysctls set, still
+/// down and without addresses; returns its index.
+pub fn create_link<K: Kernel>(
     kernel: &mut K,
     ns: &K::Ns,
     nl: &mut K::Nl,
@@ -96,13 +112,11 @@ pub fn plumb_link<K: Kernel>(
         )))?;
     crash_point("attach-renamed");
     kernel
-        .sysctls_in(ns, &announce_sysctls(plan))
+        .sysctls_in(ns, &link_sysctls(plan))
         .map_err(Error::kernel(format!(
             "setting sysctls of {} in netns {}",
             plan.ifname, plan.netns
         )))?;
-    configure(nl, index, plan)?;
-    crash_point("attach-configured");
     Ok(index)
 }
 
@@ -181,42 +195,89 @@ fn create_in_netns<K: Kernel>(
     })
 }
 
+fn link_sysctls(plan: &LinkPlan) -> Vec<(String, String)> {
+    let mut out = announce_sysctls(plan);
+    if let Some(mode) = plan.ipv6_mode {
+        out.extend(ipv6_sysctls(&plan.ifname, mode));
+    }
+    out
+}
+
+/// The kernel's IPv6 behaviour per mode, set before the link goes up so that no router
+/// advertisement is acted on first.
+fn ipv6_sysctls(ifname: &IfName, mode: Ipv6Mode) -> Vec<(String, String)> {
+    let settings: &[(&str, &str)] = match mode {
+        Ipv6Mode::Off => &[("disable_ipv6", "1")],
+        Ipv6Mode::Static => &[("accept_ra", "0"), ("autoconf", "0")],
+        // The DHCPv6 client speaks from the link-local address: optimistic DAD (RFC 4429)
+        // makes it usable at once instead of after a second of duplicate address detection.
+        Ipv6Mode::Dhcpv6 => &[
+            ("accept_ra", "1"),
+            ("autoconf", "0"),
+            ("optimistic_dad", "1"),
+            ("use_optimistic", "1"),
+        ],
+        Ipv6Mode::Slaac => &[("accept_ra", "1"), ("autoconf", "1")],
+    };
+    settings
+        .iter()
+        .map(|(key, value)| (format!("net/ipv6/conf/{ifname}/{key}"), value.to_string()))
+        .collect()
+}
+
 /// `arp_notify` / `ndisc_notify` make the kernel send a gratuitous ARP and an unsolicited
 /// neighbour advertisement for the link's addresses when it comes up. Switches learn the new MAC
 /// from it at once; neighbours that already had an entry for the address (a container that came
 /// back with a new MAC) update it, and Linux hosts create one only with `arp_accept=1`. They
 /// must be set before the link goes up.
 fn announce_sysctls(plan: &LinkPlan) -> Vec<(String, String)> {
-    let has = |family: Family| plan.addresses.iter().any(|a| Family::of(a.addr) == family);
-    let mut out = Vec::new();
-    if has(Family::V4) {
-        out.push((
+    // Set even when the plan has no address of that family yet: a DHCP lease brings one later.
+    vec![
+        (
             format!("net/ipv4/conf/{}/arp_notify", plan.ifname),
             "1".to_string(),
-        ));
-    }
-    if has(Family::V6) {
-        out.push((
+        ),
+        (
             format!("net/ipv6/conf/{}/ndisc_notify", plan.ifname),
             "1".to_string(),
-        ));
-    }
-    out
+        ),
+    ]
 }
 
-/// Addresses first, then up (so the announcements carry them), then the routes (a gateway is
-/// only reachable once the link is up and its subnet route exists).
+/// Addresses first, then up (so the kernel's announcements carry them), then the routes (a
+/// gateway is only reachable once the link is up and its subnet route exists).
 fn configure<N: Netlink>(nl: &mut N, index: u32, plan: &LinkPlan) -> Result<(), Error> {
+    add_addresses(nl, index, plan)?;
+    set_link_up(nl, index, plan)?;
+    add_routes(nl, index, plan)
+}
+
+pub(crate) fn add_addresses<N: Netlink>(
+    nl: &mut N,
+    index: u32,
+    plan: &LinkPlan,
+) -> Result<(), Error> {
     for addr in &plan.addresses {
         nl.add_address(index, *addr).map_err(Error::kernel(format!(
             "adding {addr} to {} in netns {}",
             plan.ifname, plan.netns
         )))?;
     }
+    Ok(())
+}
+
+pub(crate) fn set_link_up<N: Netlink>(
+    nl: &mut N,
+    index: u32,
+    plan: &LinkPlan,
+) -> Result<(), Error> {
     nl.set_up(index).map_err(Error::kernel(format!(
         "bringing {} up in netns {}",
         plan.ifname, plan.netns
-    )))?;
+    )))
+}
+
+pub(crate) fn add_routes<N: Netlink>(nl: &mut N, index: u32, plan: &LinkPlan) -> Result<(), Error> {
     for route in &plan.routes {
         let route = Route {
             oif: index,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use underlay_ipam::{Pool, Subnet};
 use underlay_linux::{IpvlanFlag, IpvlanMode, MacvlanMode};
 
-use crate::{IfName, MacAddr};
+use crate::{Addressing, IfName, Ipv6Mode, MacAddr};
 
 /// An address family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -119,6 +119,9 @@ pub struct NetworkSpec {
     pub labels: BTreeMap<String, String>,
     /// The `-o` options as given, for `inspect`.
     pub options: BTreeMap<String, String>,
+    /// Where addresses come from (absent in networks stored before DHCP existed: local).
+    #[serde(default)]
+    pub ipam: Addressing,
 }
 
 impl NetworkSpec {
@@ -127,6 +130,16 @@ impl NetworkSpec {
             Family::V4 => self.ipv4.as_ref(),
             Family::V6 => self.ipv6.as_ref(),
         }
+    }
+
+    /// The network's IPv6 mode (see [`Addressing::ipv6_mode`]).
+    pub fn ipv6_mode(&self) -> Ipv6Mode {
+        self.ipam.ipv6_mode(self.ipv6.is_some())
+    }
+
+    /// Whether endpoints take addresses from the lease keeper.
+    pub fn uses_dhcp(&self) -> bool {
+        self.ipam.uses_dhcp(self.ipv6.is_some())
     }
 
     pub fn ip_configs(&self) -> impl Iterator<Item = (Family, &IpConfig)> {
@@ -160,6 +173,11 @@ impl Network {
             Parent::Link { name } | Parent::Vlan { name, .. } => name.clone(),
             Parent::Dummy => IfName::new_unchecked(format!("dm-{}", &self.id[..12])),
         }
+    }
+
+    /// Whether endpoints take addresses from the lease keeper.
+    pub fn uses_dhcp(&self) -> bool {
+        self.spec.uses_dhcp()
     }
 
     /// The IPAM pool of one family (`<network id>/v4`).
@@ -227,6 +245,13 @@ impl Endpoint {
         match family {
             Family::V4 => self.ipv4,
             Family::V6 => self.ipv6,
+        }
+    }
+
+    pub fn set_address(&mut self, family: Family, ip: Option<IpAddr>) {
+        match family {
+            Family::V4 => self.ipv4 = ip,
+            Family::V6 => self.ipv6 = ip,
         }
     }
 }

@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
-use underlay_linux::{IpNet, Kernel, Link, Netlink};
+use underlay_linux::{IpNet, Kernel, Link, Netlink, Route};
 
+use crate::leases::{Lease4Info, Lease6Info, LeaseReply, Route4Info};
 use crate::link::{default_route, plumb_link, LinkKind, LinkPlan};
 use crate::{Driver, Endpoint, Error, Network};
 
@@ -23,7 +24,7 @@ pub(crate) fn plumb<K: Kernel>(
 
 /// The engine's endpoint as a [`LinkPlan`]: addresses with the subnets' prefixes, and default
 /// routes unless the network is internal (ipvlan L3/L3S: through the device, as Docker does).
-fn link_plan(net: &Network, ep: &Endpoint, parent: &Link) -> LinkPlan {
+pub(crate) fn link_plan(net: &Network, ep: &Endpoint, parent: &Link) -> LinkPlan {
     let kind = match net.spec.driver {
         Driver::Macvlan { mode } => LinkKind::Macvlan {
             mode,
@@ -64,7 +65,62 @@ fn link_plan(net: &Network, ep: &Endpoint, parent: &Link) -> LinkPlan {
             "give network {} another metric (-o metric=N) or make it --internal",
             net.name()
         ),
+        ipv6_mode: Some(net.spec.ipv6_mode()),
     }
+}
+
+/// Adds what a DHCP lease gives to the plan: the addresses with the server's prefix, its
+/// routes at the network's metric, and its MTU unless the network sets one.
+pub(crate) fn add_lease(plan: &mut LinkPlan, net: &Network, lease: &LeaseReply) {
+    if let Some(v4) = &lease.v4 {
+        plan.addresses.push(lease4_address(v4));
+        plan.routes
+            .extend(lease4_routes(v4, net.spec.metric, !net.spec.internal));
+        if net.spec.mtu.is_none() {
+            plan.mtu = v4.mtu.map(u32::from);
+        }
+    }
+    if let Some(v6) = &lease.v6 {
+        plan.addresses.push(lease6_address(v6));
+    }
+}
+
+pub(crate) fn lease4_address(v4: &Lease4Info) -> IpNet {
+    IpNet {
+        addr: v4.address.into(),
+        prefix: v4.prefix,
+    }
+}
+
+pub(crate) fn lease6_address(v6: &Lease6Info) -> IpNet {
+    IpNet {
+        addr: v6.address.into(),
+        prefix: v6.prefix,
+    }
+}
+
+/// The routes of a DHCPv4 lease (option 121, or the default route via the router) at
+/// `metric`, on-link ones first so that every gateway is reachable when its route goes in;
+/// without `default_route` (an internal network) the default route is left out.
+pub(crate) fn lease4_routes(v4: &Lease4Info, metric: u32, default_route: bool) -> Vec<Route> {
+    let mut routes: Vec<&Route4Info> = v4
+        .routes
+        .iter()
+        .filter(|r| r.prefix > 0 || default_route)
+        .collect();
+    routes.sort_by_key(|r| !r.gateway.is_unspecified());
+    routes
+        .into_iter()
+        .map(|r| Route {
+            dst: IpNet {
+                addr: r.dst.into(),
+                prefix: r.prefix,
+            },
+            gateway: (!r.gateway.is_unspecified()).then_some(r.gateway.into()),
+            oif: 0,
+            metric,
+        })
+        .collect()
 }
 
 /// Where the endpoint's link is now, if it still exists.

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use underlay_ipam::{Pool, Subnet};
 use underlay_linux::{IpvlanFlag, IpvlanMode, MacvlanMode};
 
+use crate::addressing::{Addressing, IpamDriver, Ipv6Mode};
 use crate::model::{parse_ipvlan_flag, parse_ipvlan_mode, parse_macvlan_mode};
 use crate::{Driver, Error, Family, IfName, IpConfig, MacAddr, NetworkSpec, Parent};
 
@@ -28,6 +29,10 @@ pub struct CreateNetwork {
     pub internal: bool,
     /// `KEY=VALUE` pairs.
     pub labels: Vec<String>,
+    /// `--ipam-driver`: `default` (the local pools) or `dhcp`.
+    pub ipam_driver: Option<String>,
+    /// `--ipam-opt KEY=VALUE` pairs.
+    pub ipam_options: Vec<String>,
 }
 
 /// `connect`.
@@ -40,6 +45,19 @@ pub struct Connect {
     pub mac: Option<String>,
     pub ifname: Option<String>,
     pub name: Option<String>,
+    /// DHCP: the client identifier to present (hex), instead of the derived one.
+    pub dhcp_client_id: Option<String>,
+    /// DHCPv6: the DUID to present (hex), instead of the derived one.
+    pub dhcp_duid: Option<String>,
+    /// DHCP: the host name to send (default: the endpoint name).
+    pub hostname: Option<String>,
+}
+
+/// The DHCP identity parts a `connect` gives explicitly.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct DhcpOverrides {
+    pub client_id: Option<Vec<u8>>,
+    pub duid: Option<Vec<u8>>,
 }
 
 /// `disconnect`.
@@ -66,8 +84,11 @@ impl CreateNetwork {
         check_network_name(&self.name)?;
         let options = parse_pairs("-o", &self.options)?;
         let driver = self.driver(&options)?;
-        let (ipv4, ipv6) = self.ip_configs(&driver)?;
+        let ipam = self.addressing()?;
+        check_layer2_needs(&driver, &ipam)?;
+        let (ipv4, ipv6) = self.ip_configs(&driver, &ipam)?;
         Ok(NetworkSpec {
+            ipam,
             name: self.name.clone(),
             parent: self.parent(&driver, &options)?,
             driver,
@@ -171,17 +192,31 @@ impl CreateNetwork {
         }
     }
 
-    fn ip_configs(&self, driver: &Driver) -> Result<(Option<IpConfig>, Option<IpConfig>), Error> {
+    fn addressing(&self) -> Result<Addressing, Error> {
+        let has_v6_subnet = self.subnets.iter().any(|s| s.contains(':'));
+        let options = parse_pairs("--ipam-opt", &self.ipam_options)?;
+        Addressing::parse(self.ipam_driver.as_deref(), options, has_v6_subnet)
+    }
+
+    fn ip_configs(
+        &self,
+        driver: &Driver,
+        ipam: &Addressing,
+    ) -> Result<(Option<IpConfig>, Option<IpConfig>), Error> {
         let subnets = self.subnets_by_family()?;
-        if subnets.is_empty() {
-            return Err(Error::invalid("a network needs at least one --subnet"));
-        }
+        let v4 = subnets.iter().find(|s| s.is_ipv4());
         let v6 = subnets.iter().find(|s| !s.is_ipv4());
+        let v6_mode = ipam.ipv6_mode(v6.is_some());
+        check_address_sources(ipam.driver, v4, v6_mode)?;
         match (v6, self.ipv6) {
             (Some(s), false) => {
                 return Err(Error::invalid(format!("IPv6 subnet {s} needs --ipv6")))
             }
-            (None, true) => return Err(Error::invalid("--ipv6 needs an IPv6 --subnet")),
+            (None, true) if v6_mode == Ipv6Mode::Off => {
+                return Err(Error::invalid(
+                    "--ipv6 needs an IPv6 --subnet (or --ipam-opt ipv6_mode=dhcpv6 or slaac)",
+                ))
+            }
             _ => {}
         }
         let gateways =
@@ -293,7 +328,59 @@ impl Connect {
         if let Some(name) = &self.name {
             check_endpoint_name(name)?;
         }
+        self.dhcp_overrides()?;
+        if let Some(host) = &self.hostname {
+            check_hostname(host)?;
+        }
         Ok(())
+    }
+
+    /// `--dhcp-client-id` and `--dhcp-duid` as bytes.
+    pub(crate) fn dhcp_overrides(&self) -> Result<DhcpOverrides, Error> {
+        let parse = |flag: &str, text: &Option<String>| {
+            text.as_deref()
+                .map(|t| {
+                    underlay_dhcp::identity::parse_hex(t)
+                        .map_err(|e| Error::invalid(format!("invalid {flag} {t:?}: {e}")))
+                })
+                .transpose()
+        };
+        Ok(DhcpOverrides {
+            client_id: parse("--dhcp-client-id", &self.dhcp_client_id)?,
+            duid: parse("--dhcp-duid", &self.dhcp_duid)?,
+        })
+    }
+}
+
+/// DHCP and conflict detection speak broadcast and ARP: ipvlan L3/L3S passes neither.
+fn check_layer2_needs(driver: &Driver, ipam: &Addressing) -> Result<(), Error> {
+    if !driver.routes_via_device() {
+        return Ok(());
+    }
+    let dhcp = ipam.driver == IpamDriver::Dhcp || ipam.ipv6_mode == Some(Ipv6Mode::Dhcpv6);
+    if dhcp || ipam.conflict_detection == Some(true) {
+        let what = if dhcp { "DHCP" } else { "conflict_detection" };
+        return Err(Error::invalid(format!(
+            "{what} needs layer 2, which ipvlan l3 and l3s do not carry: use ipvlan_mode=l2 or macvlan"
+        )));
+    }
+    Ok(())
+}
+
+/// Every network needs somewhere to take addresses from, and IPv4 has one source only.
+fn check_address_sources(
+    driver: IpamDriver,
+    v4: Option<&Subnet>,
+    v6_mode: Ipv6Mode,
+) -> Result<(), Error> {
+    match (driver, v4) {
+        (IpamDriver::Dhcp, Some(s)) => Err(Error::invalid(format!(
+            "--ipam-driver dhcp takes IPv4 addresses from the LAN's DHCP server: drop --subnet {s}"
+        ))),
+        (IpamDriver::Local, None) if matches!(v6_mode, Ipv6Mode::Off) => Err(Error::invalid(
+            "a network needs at least one --subnet (or --ipam-driver dhcp, or --ipam-opt ipv6_mode=dhcpv6 or slaac)",
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -462,6 +549,24 @@ fn check_network_name(name: &str) -> Result<(), Error> {
 
 pub(crate) fn check_endpoint_name(name: &str) -> Result<(), Error> {
     check_name("endpoint", name)
+}
+
+/// A DHCP host name (option 12): letters, digits and hyphens in dot-separated labels of at most
+/// 63 bytes (RFC 1123), 253 in all.
+fn check_hostname(name: &str) -> Result<(), Error> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(Error::invalid(format!(
+            "invalid --hostname {name:?}: use letters, digits and '-' in dot-separated labels of at most 63"
+        )));
+    }
+    Ok(())
 }
 
 fn check_name(what: &str, name: &str) -> Result<(), Error> {

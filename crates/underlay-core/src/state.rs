@@ -13,12 +13,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use underlay_ipam::{allocate, reserve_in_subnet, reserve_static, IpamError, SqliteStore, Store};
 
-use crate::{Endpoint, Error, Family, Network, NetworkSpec, Phase};
+use crate::leases::{LeaseReply, LeaseRequest};
+use crate::{Endpoint, Error, Family, MacAddr, Network, NetworkSpec, Phase};
 
 /// Where the state lives unless `--state-dir` / `UNDERLAY_STATE_DIR` say otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/underlay";
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS networks (
@@ -50,7 +51,20 @@ CREATE TABLE IF NOT EXISTS owned_parents (
     name TEXT PRIMARY KEY,
     kind TEXT NOT NULL
 );
+-- DHCP leases the lease keeper holds, with what it needs to renew them after a restart.
+CREATE TABLE IF NOT EXISTS dhcp_leases (
+    key       TEXT PRIMARY KEY,
+    request   TEXT NOT NULL,
+    netns_dev INTEGER NOT NULL,
+    netns_ino INTEGER NOT NULL,
+    lease     TEXT NOT NULL,
+    updated   TEXT NOT NULL
+);
 ";
+
+/// Owner of an address found live on the LAN by conflict detection:
+/// `conflict@<MAC that answered>@<Unix seconds>`.
+const CONFLICT_PREFIX: &str = "conflict@";
 
 /// The state database of one state directory.
 pub struct State {
@@ -312,6 +326,79 @@ impl State {
         Ok(ep)
     }
 
+    /// Gives the endpoint a new address of `family` in place of its current one, which
+    /// answered on the LAN from `mac`: that one stays reserved under a conflict mark, so that
+    /// no endpoint is handed it until `gc` forgets old marks. One transaction.
+    pub fn skip_live_address(
+        &mut self,
+        net: &Network,
+        ep: &Endpoint,
+        family: Family,
+        mac: MacAddr,
+    ) -> Result<Endpoint, Error> {
+        let pool = net.pool(family).ok_or_else(|| {
+            Error::State(format!(
+                "network {} has no {} pool",
+                net.name(),
+                family.name()
+            ))
+        })?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut store = SqliteStore::new(&tx);
+        let mark = format!("{CONFLICT_PREFIX}{mac}@{}", unix_now());
+        for live in store.release_owner(&pool.id, &ep.id)? {
+            reserve_in_subnet(&mut store, &pool, live, &mark)?;
+        }
+        let fresh = allocate(&mut store, &pool, &ep.id)?;
+        let mut ep = ep.clone();
+        ep.set_address(family, Some(fresh));
+        update_endpoint_addresses(&tx, &ep)?;
+        tx.commit()?;
+        Ok(ep)
+    }
+
+    /// Records the addresses an endpoint got from outside the pools (DHCP).
+    pub fn set_endpoint_addresses(&mut self, ep: &Endpoint) -> Result<(), Error> {
+        update_endpoint_addresses(&self.conn, ep)
+    }
+
+    /// Forgets conflict marks older than `max_age`: the address may be handed out (and probed)
+    /// again. Returns the addresses freed.
+    pub fn forget_old_conflicts(
+        &mut self,
+        max_age: std::time::Duration,
+    ) -> Result<Vec<IpAddr>, Error> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let networks: Vec<Network> = {
+            let mut stmt = tx.prepare_cached("SELECT id, created, spec FROM networks")?;
+            let rows = stmt.query_map([], network_from_row)?;
+            rows.map(|r| r?).collect::<Result<_, _>>()?
+        };
+        let mut store = SqliteStore::new(&tx);
+        let mut freed = Vec::new();
+        for pool in networks
+            .iter()
+            .flat_map(|n| [n.pool(Family::V4), n.pool(Family::V6)])
+            .flatten()
+        {
+            for reservation in store.reservations(&pool.id)? {
+                let Some(mark) = ConflictMark::parse(&reservation.owner) else {
+                    continue;
+                };
+                if unix_now().saturating_sub(mark.since) >= max_age.as_secs() {
+                    store.release_owner(&pool.id, &reservation.owner)?;
+                    freed.push(reservation.ip);
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(freed)
+    }
+
     /// Moves an endpoint to another phase.
     pub fn set_phase(&mut self, endpoint_id: &str, phase: Phase) -> Result<(), Error> {
         self.conn
@@ -390,6 +477,138 @@ impl State {
     }
 }
 
+/// A lease as the keeper keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLease {
+    pub request: LeaseRequest,
+    /// The identity of the netns the lease was taken in.
+    pub netns_id: (u64, u64),
+    pub lease: LeaseReply,
+}
+
+impl State {
+    /// Records (or replaces) the lease of `stored.request.key`.
+    pub fn save_lease(&mut self, stored: &StoredLease) -> Result<(), Error> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO dhcp_leases (key, request, netns_dev, netns_ino, lease, updated)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                stored.request.key,
+                to_json(&stored.request)?,
+                stored.netns_id.0 as i64,
+                stored.netns_id.1 as i64,
+                to_json(&stored.lease)?,
+                now_rfc3339(),
+            ])?;
+        Ok(())
+    }
+
+    /// Forgets the lease of `key`; whether there was one.
+    pub fn delete_lease(&mut self, key: &str) -> Result<bool, Error> {
+        let n = self
+            .conn
+            .prepare_cached("DELETE FROM dhcp_leases WHERE key = ?1")?
+            .execute([key])?;
+        Ok(n > 0)
+    }
+
+    /// Every kept lease. A row that does not parse is reported, not skipped silently.
+    pub fn leases(&self) -> Result<Vec<StoredLease>, Error> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT request, netns_dev, netns_ino, lease FROM dhcp_leases ORDER BY key",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            let request: String = row.get(0)?;
+            let dev: i64 = row.get(1)?;
+            let ino: i64 = row.get(2)?;
+            let lease: String = row.get(3)?;
+            Ok((request, (dev as u64, ino as u64), lease))
+        })?;
+        rows.map(|row| {
+            let (request, netns_id, lease) = row?;
+            let corrupt = |e: serde_json::Error| Error::State(format!("corrupt DHCP lease: {e}"));
+            Ok(StoredLease {
+                request: serde_json::from_str(&request).map_err(corrupt)?,
+                netns_id,
+                lease: serde_json::from_str(&lease).map_err(corrupt)?,
+            })
+        })
+        .collect()
+    }
+
+    /// The kept lease of `key`, if any.
+    pub fn lease(&self, key: &str) -> Result<Option<StoredLease>, Error> {
+        Ok(self.leases()?.into_iter().find(|l| l.request.key == key))
+    }
+
+    /// Whether endpoint `id` still exists (the keeper drops leases of endpoints that do not).
+    pub fn endpoint_exists(&self, id: &str) -> Result<bool, Error> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM endpoints WHERE id = ?1")?
+            .exists([id])?)
+    }
+
+    /// Sets one address of endpoint `id` (the keeper, when a lease changed).
+    pub fn set_endpoint_address(
+        &mut self,
+        id: &str,
+        family: Family,
+        ip: Option<IpAddr>,
+    ) -> Result<(), Error> {
+        let column = match family {
+            Family::V4 => "UPDATE endpoints SET ipv4 = ?2 WHERE id = ?1",
+            Family::V6 => "UPDATE endpoints SET ipv6 = ?2 WHERE id = ?1",
+        };
+        self.conn
+            .prepare_cached(column)?
+            .execute(params![id, ip.map(|ip| ip.to_string())])?;
+        Ok(())
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(|e| Error::State(e.to_string()))
+}
+
+fn update_endpoint_addresses(conn: &Connection, ep: &Endpoint) -> Result<(), Error> {
+    conn.prepare_cached("UPDATE endpoints SET ipv4 = ?2, ipv6 = ?3 WHERE id = ?1")?
+        .execute(params![
+            ep.id,
+            ep.ipv4.map(|ip| ip.to_string()),
+            ep.ipv6.map(|ip| ip.to_string()),
+        ])?;
+    Ok(())
+}
+
+/// An address conflict detection found live on the LAN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConflictMark {
+    /// The MAC that answered for it.
+    pub mac: String,
+    /// When, in Unix seconds.
+    pub since: u64,
+}
+
+impl ConflictMark {
+    /// The mark behind a reservation owner, if it is one.
+    pub fn parse(owner: &str) -> Option<ConflictMark> {
+        let (mac, since) = owner.strip_prefix(CONFLICT_PREFIX)?.rsplit_once('@')?;
+        Some(ConflictMark {
+            mac: mac.to_string(),
+            since: since.parse().ok()?,
+        })
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 fn insert_endpoint(conn: &Connection, ep: &Endpoint) -> Result<(), Error> {
     conn.prepare_cached(
         "INSERT INTO endpoints (id, network_id, name, phase, netns, netns_dev, netns_ino, ifname, tmp_ifname, mac, ipv4, ipv6)
@@ -426,6 +645,12 @@ fn name_the_owner(conn: &Connection, err: IpamError) -> Error {
         .optional()
         .ok()
         .flatten();
+    if let Some(mark) = ConflictMark::parse(owner) {
+        return Error::Conflict(format!(
+            "address {ip} was found in use on the LAN (answered by {}); `underlay gc` forgets such marks after an hour",
+            mark.mac
+        ));
+    }
     match named {
         Some((endpoint, network)) => Error::Conflict(format!(
             "address {ip} is already in use by endpoint {endpoint} on network {network}"

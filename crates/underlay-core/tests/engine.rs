@@ -47,9 +47,9 @@ fn gateways_only() -> BTreeSet<String> {
 #[test]
 fn connect_plumbs_the_link_in_order() {
     let mut f = fixture(&["/run/netns/c1"]);
-    f.engine
-        .create_network(&lan(&["metric=4294967295"]))
-        .unwrap();
+    let mut req = lan(&["metric=4294967295"]);
+    req.ipam_options = vec!["conflict_detection=false".into()];
+    f.engine.create_network(&req).unwrap();
     let ep = f.engine.connect(&connect("c1")).unwrap();
     assert_eq!(ep.name, "c1");
     assert_eq!(ep.ipv4, Some(ip("198.51.100.2")));
@@ -99,6 +99,42 @@ fn connect_plumbs_the_link_in_order() {
             "add_route"
         ]
     );
+}
+
+#[test]
+fn with_conflict_detection_the_bare_link_is_probed_then_addressed_and_announced() {
+    let mut f = fixture(&["/run/netns/c1"]);
+    f.engine.create_network(&lan(&[])).unwrap();
+    let ep = f.engine.connect(&connect("c1")).unwrap();
+    let w = f.world.borrow();
+    let order: Vec<&str> = w
+        .calls
+        .iter()
+        .map(|c| c.split(' ').next().unwrap())
+        .collect();
+    let at = |verb: &str| order.iter().position(|v| *v == verb).unwrap();
+    assert!(at("set_up") < at("frame_socket"), "{order:?}");
+    assert!(at("frame_socket") < at("add_address"), "{order:?}");
+    let last_address = order.iter().rposition(|v| *v == "add_address").unwrap();
+    let last_frame = order.iter().rposition(|v| *v == "send_frame").unwrap();
+    assert!(
+        last_address < last_frame && last_frame < at("add_route"),
+        "{order:?}"
+    );
+    // Three probes per address, asking about exactly the endpoint's addresses, from its MAC.
+    let probed: Vec<_> = w
+        .frames
+        .iter()
+        .filter_map(|(_, f)| support::probed_address(f))
+        .collect();
+    assert_eq!(probed.len(), 6, "{probed:?}");
+    assert!(probed
+        .iter()
+        .all(|a| Some(*a) == ep.ipv4 || Some(*a) == ep.ipv6));
+    assert!(w
+        .frames
+        .iter()
+        .all(|(ns, f)| ns == "/run/netns/c1" && f[6..12] == ep.mac.0));
 }
 
 #[test]

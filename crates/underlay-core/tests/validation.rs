@@ -223,3 +223,98 @@ fn ipvlan_defaults_and_l3_gateways() {
     assert!(l3.driver.routes_via_device());
     assert_eq!(l3.ipv4.unwrap().gateway, None);
 }
+
+#[test]
+fn ipam_drivers_and_options_are_checked() {
+    let cases: Vec<Case> = vec![
+        (Box::new(|r| r.ipam_driver = Some("infoblox".into())), "unknown --ipam-driver \"infoblox\" (use default or dhcp)"),
+        (Box::new(|r| r.ipam_driver = Some("dhcp".into())), "--ipam-driver dhcp takes IPv4 addresses from the LAN's DHCP server: drop --subnet 198.51.100.0/24"),
+        (Box::new(|r| r.ipam_options = vec!["colour=blue".into()]), "unknown --ipam-opt \"colour\""),
+        (Box::new(|r| r.ipam_options = vec!["ipv6_mode=auto".into()]), "invalid --ipam-opt ipv6_mode \"auto\" (use static, dhcpv6, slaac or off)"),
+        (Box::new(|r| r.ipam_options = vec!["ipv6_mode=static".into()]), "ipv6_mode=static needs an IPv6 --subnet"),
+        (Box::new(|r| r.ipam_options = vec!["dhcpv6=maybe".into()]), "invalid --ipam-opt dhcpv6 \"maybe\": expected true or false"),
+        (Box::new(|r| r.ipam_options = vec!["dhcpv6=false".into(), "ipv6_mode=dhcpv6".into()]), "--ipam-opt dhcpv6 contradicts --ipam-opt ipv6_mode=dhcpv6"),
+        (Box::new(|r| r.ipam_options = vec!["probe_ms=5".into()]), "invalid --ipam-opt probe_ms \"5\": expected a number from 10 to 10000"),
+        (Box::new(|r| r.ipam_options = vec!["conflict_detection=perhaps".into()]), "invalid --ipam-opt conflict_detection \"perhaps\""),
+        (Box::new(|r| r.ipam_options = vec!["dhcp_timeout=3".into()]), "--ipam-opt dhcp_timeout needs DHCP"),
+        (Box::new(|r| { r.ipam_driver = Some("dhcp".into()); r.subnets = vec![]; r.ipam_options = vec!["dhcp_servers=198.51.100.1,nope".into()] }), "invalid --ipam-opt dhcp_servers entry \"nope\""),
+        (Box::new(|r| { r.ipam_driver = Some("dhcp".into()); r.subnets = vec![]; r.ipam_options = vec!["dhcp_timeout=0".into()] }), "invalid --ipam-opt dhcp_timeout \"0\": expected a number from 1 to 300"),
+        (Box::new(|r| { r.subnets.push("2001:db8::/64".into()); r.ipv6 = true; r.ipam_options = vec!["ipv6_mode=slaac".into()] }), "ipv6_mode=slaac does not use an IPv6 --subnet"),
+        (Box::new(|r| { r.driver = "ipvlan".into(); r.options.push("ipvlan_mode=l3".into()); r.ipam_driver = Some("dhcp".into()); r.subnets = vec![] }), "DHCP needs layer 2, which ipvlan l3 and l3s do not carry"),
+        (Box::new(|r| { r.driver = "ipvlan".into(); r.options.push("ipvlan_mode=l3s".into()); r.ipam_options = vec!["conflict_detection=true".into()] }), "conflict_detection needs layer 2"),
+        (Box::new(|r| r.ipam_options = vec!["probe_ms=50".into(), "probe_ms=60".into()]), "--ipam-opt probe_ms is given twice"),
+    ];
+    for (edit, needle) in cases {
+        let msg = error_of(edit);
+        assert!(msg.contains(needle), "expected {needle:?} in {msg:?}");
+    }
+}
+
+#[test]
+fn dhcp_and_ipv6_modes_validate_into_the_spec() {
+    let dhcp = CreateNetwork {
+        name: "d".into(),
+        driver: "macvlan".into(),
+        options: vec!["parent=eth0".into()],
+        ipam_driver: Some("dhcp".into()),
+        ipam_options: vec![
+            "dhcpv6=true".into(),
+            "dhcp_servers=198.51.100.1".into(),
+            "probe_ms=250".into(),
+        ],
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
+    assert!(dhcp.ipv4.is_none() && dhcp.ipv6.is_none());
+    assert!(dhcp.uses_dhcp());
+    assert_eq!(dhcp.ipv6_mode(), underlay_core::Ipv6Mode::Dhcpv6);
+    assert_eq!(
+        dhcp.ipam.dhcp_servers,
+        ["198.51.100.1".parse::<std::net::Ipv4Addr>().unwrap()]
+    );
+    assert_eq!(dhcp.ipam.probe_time().as_millis(), 250);
+
+    let slaac_only = CreateNetwork {
+        name: "s".into(),
+        driver: "macvlan".into(),
+        options: vec!["parent=eth0".into()],
+        ipv6: true,
+        ipam_options: vec!["ipv6_mode=slaac".into()],
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
+    assert_eq!(slaac_only.ipv6_mode(), underlay_core::Ipv6Mode::Slaac);
+    assert!(!slaac_only.uses_dhcp());
+
+    let plain = base().validate().unwrap();
+    assert_eq!(
+        plain.ipv6_mode(),
+        underlay_core::Ipv6Mode::Off,
+        "no surprise IPv6"
+    );
+    assert!(plain.ipam.conflict_detection());
+}
+
+#[test]
+fn dhcp_connect_flags_are_checked() {
+    let mut req = Connect {
+        network: "lan".into(),
+        target: "c1".into(),
+        dhcp_client_id: Some("xyz".into()),
+        ..Default::default()
+    };
+    assert!(req
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .starts_with("invalid --dhcp-client-id \"xyz\""));
+    req.dhcp_client_id = None;
+    req.hostname = Some("-bad".into());
+    assert!(req
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .starts_with("invalid --hostname \"-bad\""));
+}

@@ -1,13 +1,12 @@
-use std::path::Path;
 use std::process::ExitCode;
 
 use serde_json::json;
 use underlay_core::{Connect, Disconnect, RepairReport};
 
-use super::open_engine;
+use super::{open_engine, Ctx};
 use crate::cli::{ConnectArgs, DisconnectArgs, Format};
 
-pub fn connect(state_dir: &Path, args: ConnectArgs) -> anyhow::Result<ExitCode> {
+pub fn connect(ctx: &Ctx, args: ConnectArgs) -> anyhow::Result<ExitCode> {
     let req = Connect {
         network: args.network,
         target: args.target,
@@ -16,9 +15,12 @@ pub fn connect(state_dir: &Path, args: ConnectArgs) -> anyhow::Result<ExitCode> 
         mac: args.mac,
         ifname: Some(args.ifname),
         name: args.name,
+        dhcp_client_id: args.dhcp_client_id,
+        dhcp_duid: args.dhcp_duid,
+        hostname: args.hostname,
     };
     req.validate()?;
-    let ep = open_engine(state_dir)?.connect(&req)?;
+    let ep = open_engine(ctx)?.connect(&req)?;
     let addresses: Vec<String> = [ep.ipv4, ep.ipv6]
         .iter()
         .flatten()
@@ -41,22 +43,22 @@ pub fn connect(state_dir: &Path, args: ConnectArgs) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn disconnect(state_dir: &Path, args: DisconnectArgs) -> anyhow::Result<ExitCode> {
+pub fn disconnect(ctx: &Ctx, args: DisconnectArgs) -> anyhow::Result<ExitCode> {
     let req = Disconnect {
         network: args.network,
         target: args.target,
     };
-    open_engine(state_dir)?.disconnect(&req)?;
+    open_engine(ctx)?.disconnect(&req)?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn gc(state_dir: &Path) -> anyhow::Result<ExitCode> {
-    let report = open_engine(state_dir)?.gc()?;
+pub fn gc(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let report = open_engine(ctx)?.gc()?;
     Ok(print_repairs(&report))
 }
 
-pub fn restore(state_dir: &Path) -> anyhow::Result<ExitCode> {
-    let report = open_engine(state_dir)?.restore()?;
+pub fn restore(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let report = open_engine(ctx)?.restore()?;
     Ok(print_repairs(&report))
 }
 

@@ -1,22 +1,21 @@
-use std::path::Path;
 use std::process::ExitCode;
 
 use underlay_core::{inspect_json, list_json, CreateNetwork};
 
-use super::{open_engine, open_state};
+use super::{open_engine, open_state, Ctx};
 use crate::cli::{CreateArgs, Format, NetworkCommand};
 use crate::output::print_table;
 
-pub fn run(state_dir: &Path, cmd: NetworkCommand) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Ctx, cmd: NetworkCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        NetworkCommand::Create(args) => create(state_dir, args),
-        NetworkCommand::Ls { format } => list(state_dir, format),
-        NetworkCommand::Inspect { names } => inspect(state_dir, &names),
-        NetworkCommand::Rm { force, names } => remove(state_dir, force, &names),
+        NetworkCommand::Create(args) => create(ctx, *args),
+        NetworkCommand::Ls { format } => list(ctx, format),
+        NetworkCommand::Inspect { names } => inspect(ctx, &names),
+        NetworkCommand::Rm { force, names } => remove(ctx, force, &names),
     }
 }
 
-fn create(state_dir: &Path, args: CreateArgs) -> anyhow::Result<ExitCode> {
+fn create(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<ExitCode> {
     let req = CreateNetwork {
         name: args.name,
         driver: args.driver,
@@ -28,16 +27,18 @@ fn create(state_dir: &Path, args: CreateArgs) -> anyhow::Result<ExitCode> {
         options: args.opt,
         internal: args.internal,
         labels: args.label,
+        ipam_driver: args.ipam_driver,
+        ipam_options: args.ipam_opt,
     };
     // Validate before touching anything, so bad input needs neither root nor a state dir.
     req.validate()?;
-    let net = open_engine(state_dir)?.create_network(&req)?;
+    let net = open_engine(ctx)?.create_network(&req)?;
     println!("{}", net.id);
     Ok(ExitCode::SUCCESS)
 }
 
-fn list(state_dir: &Path, format: Format) -> anyhow::Result<ExitCode> {
-    let state = open_state(state_dir)?;
+fn list(ctx: &Ctx, format: Format) -> anyhow::Result<ExitCode> {
+    let state = open_state(&ctx.state_dir)?;
     let rows = state
         .networks()?
         .iter()
@@ -62,8 +63,8 @@ fn list(state_dir: &Path, format: Format) -> anyhow::Result<ExitCode> {
 }
 
 /// Prints what it finds; a missing name is an error after the others are printed (as Docker).
-fn inspect(state_dir: &Path, names: &[String]) -> anyhow::Result<ExitCode> {
-    let state = open_state(state_dir)?;
+fn inspect(ctx: &Ctx, names: &[String]) -> anyhow::Result<ExitCode> {
+    let state = open_state(&ctx.state_dir)?;
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for name in names {
@@ -83,8 +84,8 @@ fn inspect(state_dir: &Path, names: &[String]) -> anyhow::Result<ExitCode> {
 }
 
 /// Removes each network in turn; reports every failure and exits 1 if any.
-fn remove(state_dir: &Path, force: bool, names: &[String]) -> anyhow::Result<ExitCode> {
-    let mut engine = open_engine(state_dir)?;
+fn remove(ctx: &Ctx, force: bool, names: &[String]) -> anyhow::Result<ExitCode> {
+    let mut engine = open_engine(ctx)?;
     let mut failed = false;
     for name in names {
         match engine.remove_network(name, force) {

@@ -8,11 +8,13 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::rc::Rc;
+use std::time::Duration;
 
 use tempfile::TempDir;
 use underlay_core::{Engine, State};
+use underlay_dhcp::acd::announcements;
 use underlay_linux::{
-    Error, IpNet, IpvlanSpec, Kernel, Link, MacvlanSpec, Netlink, Route, VlanSpec,
+    Error, FrameSocket, IpNet, IpvlanSpec, Kernel, Link, MacvlanSpec, Netlink, Route, VlanSpec,
 };
 
 pub const HOST: &str = "host";
@@ -35,6 +37,10 @@ pub struct World {
     /// "add_address", "set_up", "add_route", "delete_link"), with EPERM.
     pub fail: Vec<&'static str>,
     pub calls: Vec<String>,
+    /// Hosts on the LAN that answer probes for their address: (address, MAC).
+    pub lan: Vec<(IpAddr, [u8; 6])>,
+    /// Every frame sent on a frame socket, with the netns it was sent in.
+    pub frames: Vec<(String, Vec<u8>)>,
 }
 
 impl World {
@@ -241,6 +247,17 @@ impl Netlink for FakeNl {
                 .ok_or(Error::from_errno("up", 19))
         })
     }
+    fn set_mtu(&mut self, index: u32, mtu: u32) -> Result<(), Error> {
+        self.world
+            .borrow_mut()
+            .check("set_mtu", format!("{index} {mtu}"))?;
+        self.with(|ns| {
+            if let Some(link) = ns.links.get_mut(&index) {
+                link.mtu = mtu;
+            }
+        });
+        Ok(())
+    }
     fn delete_link(&mut self, index: u32) -> Result<bool, Error> {
         self.world
             .borrow_mut()
@@ -258,6 +275,16 @@ impl Netlink for FakeNl {
         self.with(|ns| ns.addresses.push((index, addr)));
         Ok(())
     }
+    fn delete_address(&mut self, index: u32, addr: IpNet) -> Result<bool, Error> {
+        self.world
+            .borrow_mut()
+            .check("delete_address", format!("{index} {addr}"))?;
+        Ok(self.with(|ns| {
+            let before = ns.addresses.len();
+            ns.addresses.retain(|a| *a != (index, addr));
+            ns.addresses.len() != before
+        }))
+    }
     fn addresses(&mut self, index: u32) -> Result<Vec<IpNet>, Error> {
         Ok(self.with(|ns| {
             ns.addresses
@@ -273,6 +300,16 @@ impl Netlink for FakeNl {
             .check("add_route", format!("{route:?}"))?;
         self.with(|ns| ns.routes.push(route.clone()));
         Ok(())
+    }
+    fn delete_route(&mut self, route: &Route) -> Result<bool, Error> {
+        self.world
+            .borrow_mut()
+            .check("delete_route", format!("{route:?}"))?;
+        Ok(self.with(|ns| {
+            let before = ns.routes.len();
+            ns.routes.retain(|r| r != route);
+            ns.routes.len() != before
+        }))
     }
     fn default_route_link(&mut self) -> Result<Option<u32>, Error> {
         Ok(self.with(|ns| {
@@ -294,9 +331,62 @@ impl Netlink for FakeNl {
     }
 }
 
+/// A frame socket whose LAN is `World::lan`: a probe for a live address is answered with
+/// that host's announcement.
+pub struct FakeFrames {
+    world: Shared,
+    ns: String,
+    inbox: Vec<Vec<u8>>,
+}
+
+impl FrameSocket for FakeFrames {
+    fn send_frame(&mut self, frame: &[u8]) -> Result<(), Error> {
+        let mut w = self.world.borrow_mut();
+        w.check(
+            "send_frame",
+            format!("{} bytes in {}", frame.len(), self.ns),
+        )?;
+        w.frames.push((self.ns.clone(), frame.to_vec()));
+        if let Some(target) = probed_address(frame) {
+            for (ip, mac) in w.lan.iter().filter(|(ip, _)| *ip == target) {
+                self.inbox.extend(announcements(*mac, &[*ip]));
+            }
+        }
+        Ok(())
+    }
+
+    fn recv_frame(&mut self, timeout: Duration) -> Result<Option<Vec<u8>>, Error> {
+        if self.inbox.is_empty() {
+            std::thread::sleep(timeout.min(Duration::from_millis(5)));
+            return Ok(None);
+        }
+        Ok(Some(self.inbox.remove(0)))
+    }
+}
+
+/// The address an ARP probe (sender 0.0.0.0) or a DAD neighbour solicitation asks about.
+pub fn probed_address(frame: &[u8]) -> Option<IpAddr> {
+    match frame.get(12..14)? {
+        [0x08, 0x06] if frame.get(28..32)? == [0, 0, 0, 0] => {
+            let t: [u8; 4] = frame.get(38..42)?.try_into().ok()?;
+            Some(IpAddr::from(t))
+        }
+        // IPv6, next header ICMPv6, type 135 (neighbour solicitation) from ::.
+        [0x86, 0xdd] if frame.get(20) == Some(&58) && frame.get(54) == Some(&135) => {
+            if frame.get(22..38)? != [0u8; 16] {
+                return None;
+            }
+            let t: [u8; 16] = frame.get(62..78)?.try_into().ok()?;
+            Some(IpAddr::from(t))
+        }
+        _ => None,
+    }
+}
+
 impl Kernel for FakeKernel {
     type Nl = FakeNl;
     type Ns = String;
+    type Frames = FakeFrames;
 
     fn host(&mut self) -> &mut FakeNl {
         &mut self.host
@@ -349,6 +439,14 @@ impl Kernel for FakeKernel {
         }
         Ok(())
     }
+    fn frame_socket_in(&mut self, ns: &String, _ifindex: u32) -> Result<FakeFrames, Error> {
+        self.world.borrow_mut().check("frame_socket", ns.clone())?;
+        Ok(FakeFrames {
+            world: self.world.clone(),
+            ns: ns.clone(),
+            inbox: Vec::new(),
+        })
+    }
     fn netns_id(&mut self, ns: &String) -> Result<(u64, u64), Error> {
         Ok(self.world.borrow().namespaces[ns].id)
     }
@@ -395,4 +493,49 @@ pub fn fixture(containers: &[&str]) -> Fixture {
         engine,
         _dir: dir,
     }
+}
+
+/// A lease keeper that grants a fixed lease and records what it was asked.
+#[derive(Clone, Default)]
+pub struct FakeLeases {
+    pub requests: Rc<RefCell<Vec<underlay_core::leases::LeaseRequest>>>,
+    pub released: Rc<RefCell<Vec<String>>>,
+    pub reply: Rc<RefCell<underlay_core::leases::LeaseReply>>,
+    /// Refuse the next acquire with this conflict message.
+    pub refuse: Rc<RefCell<Option<String>>>,
+}
+
+impl underlay_core::leases::Leases for FakeLeases {
+    fn acquire(
+        &mut self,
+        request: &underlay_core::leases::LeaseRequest,
+    ) -> Result<underlay_core::leases::LeaseReply, underlay_core::Error> {
+        self.requests.borrow_mut().push(request.clone());
+        if let Some(why) = self.refuse.borrow_mut().take() {
+            return Err(underlay_core::Error::Conflict(why));
+        }
+        Ok(self.reply.borrow().clone())
+    }
+
+    fn release(&mut self, key: &str) -> Result<bool, underlay_core::Error> {
+        self.released.borrow_mut().push(key.to_string());
+        Ok(true)
+    }
+}
+
+/// A fixture whose engine has a [`FakeLeases`] keeper.
+pub fn fixture_with_leases(containers: &[&str]) -> (Fixture, FakeLeases) {
+    let dir = TempDir::new().unwrap();
+    let world = world(containers);
+    let leases = FakeLeases::default();
+    let engine = Engine::new(FakeKernel::new(&world), State::open(dir.path()).unwrap())
+        .with_leases(Box::new(leases.clone()));
+    (
+        Fixture {
+            world,
+            engine,
+            _dir: dir,
+        },
+        leases,
+    )
 }

@@ -1,0 +1,356 @@
+//! The lease keeper: the one DHCP speaker for every endpoint of this host.
+//!
+//! An acquire runs the exchange inside the container's netns on the caller's thread, probes
+//! the lease (DECLINE while live), persists it, and hands it to a thread of its own ([`task`])
+//! that renews it for as long as it is kept. Leases live in the state database, so a keeper
+//! that restarts (or was killed) resumes each one where its times say it is; leases of
+//! engine endpoints that no longer exist, or whose netns is gone, are dropped by [`Keeper::sweep`].
+
+mod convert;
+mod exchange;
+mod link;
+mod task;
+mod transport;
+
+use std::collections::HashMap;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use underlay_dhcp::v4::Client4;
+use underlay_dhcp::v6::Client6;
+
+use self::convert::{info4, info6, lease4, lease6};
+use self::exchange::{acquire4, acquire6, config4, config6, now, seed};
+use self::link::LeaseLink;
+use self::task::{Command, Task};
+use self::transport::{Transport4, Transport6};
+use super::proto::{
+    KeeperError, KeeperErrorKind, KeeperRequest, KeeperResponse, LeaseReply, LeaseRequest,
+    LeaseSummary,
+};
+use super::Leases;
+use crate::state::StoredLease;
+use crate::{Error, State};
+
+pub(crate) type KeeperResult<T> = Result<T, KeeperError>;
+
+pub(crate) fn failed(e: impl std::fmt::Display) -> KeeperError {
+    KeeperError::new(KeeperErrorKind::Failed, e.to_string())
+}
+
+/// How often leases of vanished endpoints are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+struct Running {
+    commands: Sender<Command>,
+    thread: JoinHandle<()>,
+}
+
+/// The lease keeper of one state directory. Cheap to clone; every clone is the same keeper.
+#[derive(Clone)]
+pub struct Keeper {
+    state: Arc<Mutex<State>>,
+    running: Arc<Mutex<HashMap<String, Running>>>,
+    /// One acquire or release per key at a time.
+    busy: Arc<Mutex<()>>,
+}
+
+impl Keeper {
+    /// Opens the state and resumes every kept lease.
+    pub fn open(state_dir: &Path) -> Result<Keeper, Error> {
+        let keeper = Keeper {
+            state: Arc::new(Mutex::new(State::open(state_dir)?)),
+            running: Arc::default(),
+            busy: Arc::default(),
+        };
+        let stored = keeper.lock_state().leases()?;
+        for lease in stored {
+            keeper.resume(lease);
+        }
+        keeper.sweep();
+        Ok(keeper)
+    }
+
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Answers one request of the socket protocol.
+    pub fn handle(&self, request: KeeperRequest) -> KeeperResponse {
+        let answer = match request {
+            KeeperRequest::Acquire(req) => self
+                .acquire_lease(&req)
+                .map(|lease| KeeperResponse::Lease(Box::new(lease))),
+            KeeperRequest::Release { key } => self
+                .release_lease(&key)
+                .map(|found| KeeperResponse::Released { found }),
+            KeeperRequest::List => self.list().map(|leases| KeeperResponse::Leases { leases }),
+            KeeperRequest::Ping => Ok(KeeperResponse::Pong {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            }),
+        };
+        answer.unwrap_or_else(KeeperResponse::Error)
+    }
+
+    /// Serves the socket protocol on `listener` (blocks), sweeping for vanished endpoints in
+    /// the background.
+    pub fn serve(&self, listener: &UnixListener) -> std::io::Result<()> {
+        let sweeper = self.clone();
+        std::thread::Builder::new()
+            .name("keeper-sweep".into())
+            .spawn(move || loop {
+                std::thread::sleep(SWEEP_EVERY);
+                sweeper.sweep();
+            })?;
+        let keeper = self.clone();
+        super::server::serve(listener, Arc::new(move |request| keeper.handle(request)))
+    }
+
+    /// Runs the exchange(s) of `req`, persists the lease and keeps it.
+    pub fn acquire_lease(&self, req: &LeaseRequest) -> KeeperResult<LeaseReply> {
+        check(req)?;
+        let _busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        // A repeated acquire (a caller that crashed and retried) replaces the old one; the
+        // identity is the same, so the server hands out the same address again.
+        self.stop(&req.key, Command::Stop);
+        let mut link = LeaseLink::open(&req.netns, &req.ifname, None)?;
+        link.bring_up()?;
+        let v4 = req.v4.then(|| acquire4(&mut link, req)).transpose()?;
+        let v6 = req.v6.then(|| acquire6(&mut link, req)).transpose();
+        let v6 = match v6 {
+            Ok(v6) => v6,
+            Err(e) => {
+                if let Some((mut client, mut transport, _)) = v4 {
+                    give_back(&mut client, &mut transport, &link);
+                }
+                return Err(e);
+            }
+        };
+        let reply = LeaseReply {
+            v4: v4.as_ref().map(|(_, _, l)| info4(l)),
+            v6: v6.as_ref().map(|(_, _, l)| info6(l)),
+        };
+        let stored = StoredLease {
+            request: req.clone(),
+            netns_id: link.netns_id,
+            lease: reply.clone(),
+        };
+        self.lock_state().save_lease(&stored).map_err(failed)?;
+        tracing::info!(key = %req.key, v4 = ?reply.v4.as_ref().map(|l| l.address), v6 = ?reply.v6.as_ref().map(|l| l.address), "lease acquired");
+        self.start(Task {
+            stored,
+            link,
+            v4: v4.map(|(c, t, _)| (c, t)),
+            v6: v6.map(|(c, t, _)| (c, t)),
+            state: self.state.clone(),
+            commands: mpsc::channel().1,
+            last_check: std::time::Instant::now(),
+        });
+        Ok(reply)
+    }
+
+    /// Gives the lease of `key` back and forgets it.
+    pub fn release_lease(&self, key: &str) -> KeeperResult<bool> {
+        let _busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        if self.stop(key, Command::Release) {
+            return Ok(true);
+        }
+        // Kept but not running (its task ended on an error): forget it.
+        self.lock_state().delete_lease(key).map_err(failed)
+    }
+
+    /// Every kept lease, and whether a thread is renewing it.
+    pub fn list(&self) -> KeeperResult<Vec<LeaseSummary>> {
+        let stored = self.lock_state().leases().map_err(failed)?;
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(stored
+            .into_iter()
+            .map(|l| LeaseSummary {
+                renewing: running
+                    .get(&l.request.key)
+                    .is_some_and(|r| !r.thread.is_finished()),
+                key: l.request.key,
+                netns: l.request.netns,
+                ifname: l.request.ifname,
+                lease: l.lease,
+            })
+            .collect())
+    }
+
+    /// Drops the leases of engine endpoints that no longer exist (their attach was rolled back
+    /// while the keeper could not be reached) and of tasks that ended.
+    pub fn sweep(&self) {
+        let stored = match self.lock_state().leases() {
+            Ok(stored) => stored,
+            Err(e) => return tracing::warn!(error = %e, "sweep: cannot read the leases"),
+        };
+        for lease in stored {
+            let key = &lease.request.key;
+            let orphan = match key.strip_prefix("endpoint/") {
+                Some(id) => !self.lock_state().endpoint_exists(id).unwrap_or(true),
+                None => false,
+            };
+            if orphan {
+                tracing::info!(%key, "sweep: the endpoint is gone: releasing its lease");
+                if let Err(e) = self.release_lease(key) {
+                    tracing::warn!(%key, error = %e.message, "sweep: release failed");
+                }
+            }
+        }
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, r| !r.thread.is_finished());
+    }
+
+    /// Picks a persisted lease up again.
+    fn resume(&self, stored: StoredLease) {
+        let key = stored.request.key.clone();
+        let link = match LeaseLink::open(
+            &stored.request.netns,
+            &stored.request.ifname,
+            Some(stored.netns_id),
+        ) {
+            Ok(link) => link,
+            Err(e) => {
+                tracing::info!(%key, reason = %e.message, "lease dropped: its link is gone");
+                let _ = self.lock_state().delete_lease(&key);
+                return;
+            }
+        };
+        let v4 = stored.lease.v4.as_ref().map(|info| {
+            let config = config4(&stored.request, link.mac);
+            (
+                Client4::resume(config, seed(&key), lease4(info), now()),
+                Transport4::default(),
+            )
+        });
+        let v6 = match stored.lease.v6.as_ref() {
+            Some(info) => {
+                let mut link6 =
+                    match LeaseLink::open(&stored.request.netns, &stored.request.ifname, None) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            return tracing::warn!(%key, error = %e.message, "cannot resume DHCPv6")
+                        }
+                    };
+                match Transport6::open(&mut link6) {
+                    Ok(t) => Some((
+                        Client6::resume(config6(&stored.request), seed(&key), lease6(info), now()),
+                        t,
+                    )),
+                    Err(e) => {
+                        return tracing::warn!(%key, error = %e.message, "cannot resume DHCPv6")
+                    }
+                }
+            }
+            None => None,
+        };
+        tracing::info!(%key, "lease resumed");
+        self.start(Task {
+            stored,
+            link,
+            v4,
+            v6,
+            state: self.state.clone(),
+            commands: mpsc::channel().1,
+            last_check: std::time::Instant::now(),
+        });
+    }
+
+    fn start(&self, mut task: Task) {
+        let (commands, receiver) = mpsc::channel();
+        task.commands = receiver;
+        let key = task.stored.request.key.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("lease-{}", short(&key)))
+            .spawn(move || task.run());
+        match spawned {
+            Ok(thread) => {
+                let running = Running { commands, thread };
+                self.running
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, running);
+            }
+            Err(e) => tracing::error!(%key, error = %e, "cannot start the lease's thread"),
+        }
+    }
+
+    /// Sends `command` to the task of `key` and waits for it to end; whether there was one.
+    fn stop(&self, key: &str, command: Command) -> bool {
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+        let Some(running) = running else {
+            return false;
+        };
+        let _ = running.commands.send(command);
+        let _ = running.thread.join();
+        true
+    }
+}
+
+/// The keeper in the same process: no socket in between (the Docker plugin, the daemon).
+impl Leases for Keeper {
+    fn acquire(&mut self, request: &LeaseRequest) -> Result<LeaseReply, Error> {
+        self.acquire_lease(request).map_err(Error::from)
+    }
+
+    fn release(&mut self, key: &str) -> Result<bool, Error> {
+        self.release_lease(key).map_err(Error::from)
+    }
+}
+
+fn check(req: &LeaseRequest) -> KeeperResult<()> {
+    let invalid = |m: String| Err(KeeperError::new(KeeperErrorKind::Invalid, m));
+    if !req.v4 && !req.v6 {
+        return invalid(format!(
+            "lease request {} asks for neither DHCPv4 nor DHCPv6",
+            req.key
+        ));
+    }
+    if req.key.is_empty() || req.key.len() > 512 {
+        return invalid("a lease key must have 1 to 512 bytes".into());
+    }
+    if req.timeout_ms == 0 || req.timeout_ms > 300_000 {
+        return invalid(format!(
+            "timeout {} ms is outside 1..300000",
+            req.timeout_ms
+        ));
+    }
+    if req.probe_ms.is_some_and(|ms| ms == 0 || ms > 10_000) {
+        return invalid("probe_ms must be within 1..10000".into());
+    }
+    if req.v4 && req.client_id.is_empty() {
+        return invalid("a DHCPv4 lease needs a client identifier".into());
+    }
+    if req.v6 && req.duid.len() < 2 {
+        return invalid("a DHCPv6 lease needs a DUID".into());
+    }
+    Ok(())
+}
+
+/// A lease acquired for a request that then failed goes back at once.
+fn give_back(client: &mut Client4, transport: &mut Transport4, link: &LeaseLink) {
+    if let Some(tx) = client.release(now()) {
+        if let Err(e) = transport.send(link, &tx) {
+            tracing::warn!(error = %e.message, "could not release a DHCPv4 lease");
+        }
+    }
+}
+
+fn short(key: &str) -> String {
+    key.rsplit('/')
+        .next()
+        .unwrap_or(key)
+        .chars()
+        .take(10)
+        .collect()
+}
