@@ -148,3 +148,6 @@ fn log_exchange(head: &Head, reply: &Reply, started: Instant) {
         tracing::warn!(method = %head.method, path = %head.target, status = reply.status, micros, error = %reply.body, "plugin call failed");
     }
 }
+
+#[cfg(test)]
+mod tests;
