@@ -49,21 +49,25 @@ pub(crate) fn run(stream: UnixStream, settings: &Settings<'_>, stopping: &dyn Fn
         deadline: Instant::now(),
     });
     let mut writer = stream;
+    tracing::debug!("plugin connection opened");
+    let mut served = 0u64;
     loop {
         reader.get_mut().deadline = Instant::now() + settings.idle_timeout;
         match reader.fill_buf() {
-            Ok([]) => return,
+            Ok([]) => break,
             Ok(_) => {}
             Err(e) => {
                 tracing::debug!("closing idle plugin connection: {e}");
-                return;
+                break;
             }
         }
         reader.get_mut().deadline = Instant::now() + settings.request_timeout;
-        if !exchange(&mut reader, &mut writer, settings, stopping()) {
-            return;
+        served += 1;
+        if !exchange(&mut reader, &mut writer, settings, stopping) {
+            break;
         }
     }
+    tracing::debug!(requests = served, "plugin connection closed");
 }
 
 /// Reads one request and writes its answer; whether to keep the connection.
@@ -71,7 +75,7 @@ pub(crate) fn exchange<R: BufRead, W: Write>(
     reader: &mut R,
     writer: &mut W,
     settings: &Settings<'_>,
-    stopping: bool,
+    stopping: &dyn Fn() -> bool,
 ) -> bool {
     let started = Instant::now();
     let (head, body) = match read_request(reader, writer, &settings.limits) {
@@ -81,7 +85,6 @@ pub(crate) fn exchange<R: BufRead, W: Write>(
             return false;
         }
     };
-    let keep_open = head.keep_alive() && !stopping;
     let (reply, extra): (Reply, &[(&str, &str)]) = if head.method == "POST" {
         (dispatch(settings.handler, &head.target, &body), &[])
     } else {
@@ -96,6 +99,8 @@ pub(crate) fn exchange<R: BufRead, W: Write>(
             &[("Allow", "POST")],
         )
     };
+    // Asked after the handler ran: a reply finished during shutdown says so.
+    let keep_open = head.keep_alive() && !stopping();
     let written = http::write_response(
         writer,
         reply.status,

@@ -41,7 +41,7 @@ fn converse(input: &[u8]) -> Vec<u8> {
     let mut output = Vec::new();
     let settings = settings(&Canned);
     for _ in 0..input.len() + 1 {
-        if !exchange(&mut reader, &mut output, &settings, false) {
+        if !exchange(&mut reader, &mut output, &settings, &|| false) {
             break;
         }
     }
@@ -103,7 +103,7 @@ fn a_stopping_server_closes_after_the_reply() {
         &mut reader,
         &mut output,
         &settings(&Canned),
-        true
+        &|| true
     ));
     let output = String::from_utf8(output).unwrap();
     assert!(output.contains("Connection: close\r\n"), "{output}");
