@@ -109,7 +109,7 @@ fn create_network(
 }
 
 fn veth_name(endpoint_id: &str) -> String {
-    format!("toy{}", &endpoint_id[..endpoint_id.len().min(8)])
+    format!("toy{}", endpoint_id.chars().take(8).collect::<String>())
 }
 
 fn ip(args: &[&str]) -> Result<(), PluginError> {

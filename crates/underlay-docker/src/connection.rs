@@ -100,7 +100,8 @@ pub(crate) fn exchange<R: BufRead, W: Write>(
         )
     };
     // Asked after the handler ran: a reply finished during shutdown says so.
-    let keep_open = head.keep_alive() && !stopping();
+    // A HEAD client would not read our body, so the stream ends with it.
+    let keep_open = head.keep_alive() && head.method != "HEAD" && !stopping();
     let written = http::write_response(
         writer,
         reply.status,

@@ -2,7 +2,7 @@
 //! head, a `Content-Length` or chunked body, and a response with a fixed
 //! length. Every limit is checked before memory is committed.
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, Read};
 
 /// Size limits for one request.
 #[derive(Debug, Clone, Copy)]
@@ -241,182 +241,13 @@ impl Head {
     pub fn expects_continue(&self) -> bool {
         self.minor_version == 1 && self.has_token("expect", "100-continue")
     }
-
-    /// How the body is delimited, checked against the size limit.
-    pub fn framing(&self, limits: &Limits) -> Result<Framing, HttpError> {
-        let codings: Vec<&str> = self.values("transfer-encoding").collect();
-        let lengths: Vec<&str> = self.values("content-length").collect();
-        if !codings.is_empty() {
-            // Both present is a request-smuggling vector (RFC 9112 6.3 item 3).
-            if !lengths.is_empty() {
-                return Err(bad("both Transfer-Encoding and Content-Length"));
-            }
-            return chunked_framing(&codings);
-        }
-        let Some(first) = lengths.first() else {
-            return Ok(Framing::Length(0));
-        };
-        if lengths.iter().any(|l| l != first) {
-            return Err(bad(format!(
-                "conflicting Content-Length values {lengths:?}"
-            )));
-        }
-        let length = parse_length(first)?;
-        if length > limits.max_body_bytes {
-            return Err(HttpError::BodyTooLarge(limits.max_body_bytes));
-        }
-        Ok(Framing::Length(length))
-    }
 }
 
-fn chunked_framing(codings: &[&str]) -> Result<Framing, HttpError> {
-    let last = codings[codings.len() - 1];
-    if !last.eq_ignore_ascii_case("chunked") {
-        // The length cannot be determined (RFC 9112 6.3 item 4).
-        return Err(bad(format!(
-            "Transfer-Encoding {codings:?} does not end with chunked"
-        )));
-    }
-    if codings.len() > 1 {
-        return Err(HttpError::UnsupportedCoding(codings.join(", ")));
-    }
-    Ok(Framing::Chunked)
-}
+mod body;
+mod write;
 
-fn parse_length(text: &str) -> Result<usize, HttpError> {
-    let invalid = || bad(format!("invalid Content-Length {text:?}"));
-    if text.is_empty() || text.len() > 19 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid());
-    }
-    // 19 digits fit in a u64; a length beyond usize is over any limit anyway.
-    text.parse::<u64>()
-        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
-        .map_err(|_| invalid())
-}
-
-/// Reads the body the framing announces.
-pub(crate) fn read_body<R: BufRead>(
-    reader: &mut R,
-    framing: Framing,
-    limits: &Limits,
-) -> Result<Vec<u8>, HttpError> {
-    match framing {
-        Framing::Length(length) => read_exact(reader, length),
-        Framing::Chunked => read_chunked(reader, limits),
-    }
-}
-
-fn read_exact<R: Read>(reader: &mut R, length: usize) -> Result<Vec<u8>, HttpError> {
-    let mut body = Vec::with_capacity(length);
-    reader.take(length as u64).read_to_end(&mut body)?;
-    if body.len() < length {
-        return Err(HttpError::Io(io::ErrorKind::UnexpectedEof.into()));
-    }
-    Ok(body)
-}
-
-/// RFC 9112 section 7.1; chunk extensions and trailers are read and ignored.
-fn read_chunked<R: BufRead>(reader: &mut R, limits: &Limits) -> Result<Vec<u8>, HttpError> {
-    let mut body = Vec::new();
-    let mut line = Vec::new();
-    let mut budget = Budget::new(limits.max_header_bytes);
-    loop {
-        expect_line(reader, &mut line, &mut budget)?;
-        let size = parse_chunk_size(&line)?;
-        if size == 0 {
-            return skip_trailers(reader, &mut budget).map(|()| body);
-        }
-        if size > limits.max_body_bytes - body.len() {
-            return Err(HttpError::BodyTooLarge(limits.max_body_bytes));
-        }
-        body.extend_from_slice(&read_exact(reader, size)?);
-        match expect_line(reader, &mut line, &mut Budget::new(2)) {
-            Ok(()) if line.is_empty() => {}
-            Ok(()) | Err(HttpError::HeadersTooLarge(_)) => {
-                return Err(bad("chunk data not followed by CRLF"))
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-fn parse_chunk_size(line: &[u8]) -> Result<usize, HttpError> {
-    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    let rest = line[digits..].trim_ascii_start();
-    if digits == 0 || digits > 15 || !(rest.is_empty() || rest[0] == b';') {
-        return Err(bad(format!(
-            "invalid chunk size line {:?}",
-            String::from_utf8_lossy(line)
-        )));
-    }
-    // At most 15 hex digits: fits in 60 bits.
-    let text = std::str::from_utf8(&line[..digits]).map_err(|_| bad("chunk size is not ASCII"))?;
-    let size = u64::from_str_radix(text, 16).map_err(|_| bad("invalid chunk size"))?;
-    Ok(usize::try_from(size).unwrap_or(usize::MAX))
-}
-
-fn skip_trailers<R: BufRead>(reader: &mut R, budget: &mut Budget) -> Result<(), HttpError> {
-    let mut line = Vec::new();
-    loop {
-        expect_line(reader, &mut line, budget)?;
-        if line.is_empty() {
-            return Ok(());
-        }
-    }
-}
-
-/// "100 Continue", sent before reading a body the client holds back.
-pub(crate) fn write_continue<W: Write>(writer: &mut W) -> io::Result<()> {
-    writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
-    writer.flush()
-}
-
-/// The media type of every plugin reply.
-pub(crate) const PLUGIN_CONTENT_TYPE: &str = "application/vnd.docker.plugins.v1.2+json";
-
-/// Writes a complete response in one `write_all`.
-pub(crate) fn write_response<W: Write>(
-    writer: &mut W,
-    status: u16,
-    extra: &[(&str, &str)],
-    body: &[u8],
-    close: bool,
-) -> io::Result<()> {
-    let mut out = Vec::with_capacity(160 + body.len());
-    write!(out, "HTTP/1.1 {status} {}\r\n", reason(status))?;
-    write!(
-        out,
-        "Content-Type: {PLUGIN_CONTENT_TYPE}\r\nContent-Length: {}\r\n",
-        body.len()
-    )?;
-    for (name, value) in extra {
-        write!(out, "{name}: {value}\r\n")?;
-    }
-    if close {
-        out.extend_from_slice(b"Connection: close\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
-    writer.write_all(&out)?;
-    writer.flush()
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        413 => "Content Too Large",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        503 => "Service Unavailable",
-        505 => "HTTP Version Not Supported",
-        _ => "Unknown",
-    }
-}
+pub(crate) use body::read_body;
+pub(crate) use write::{write_continue, write_response};
 
 #[cfg(test)]
 mod tests;

@@ -7,16 +7,17 @@
 //!
 //! - [`Request`] / [`Response`] / [`PluginError`]: the one typed boundary.
 //!   A request is decoded from (path, body) with [`Request::parse`]; a
-//!   response is encoded with [`Response::to_json`]; [`dispatch`] joins
+//!   response is encoded with [`Response::to_json`]; [`dispatch()`] joins
 //!   them to a handler and maps every outcome to an HTTP status.
 //! - [`types`]: the JSON bodies of `/NetworkDriver.*` and `/IpamDriver.*`
-//!   with Docker's PascalCase field names, addresses parsed into
-//!   [`IpNet`](types::addr::IpNet) / [`IpAddr`](std::net::IpAddr) /
-//!   [`MacAddr`](types::addr::MacAddr), the free-form `Options` map with
-//!   typed accessors ([`Options`](types::options::Options)).
+//!   with Docker's PascalCase field names, addresses parsed into [`IpNet`],
+//!   [`IpAddr`](std::net::IpAddr) and [`MacAddr`], the free-form `Options`
+//!   map with typed accessors ([`Options`]).
 //! - [`server`]: HTTP/1.1 over a unix socket ([`bind`], [`serve`],
-//!   [`Server`]), hand-written because the protocol needs a sliver of HTTP:
-//!   POST with a JSON body and keep-alive.
+//!   [`Server`]). Hand-written (a few hundred lines with the connection loop)
+//!   rather than a dependency: the protocol needs a sliver of HTTP, POST
+//!   with a JSON body and keep-alive, and owning it keeps every limit,
+//!   timeout and error answer in view.
 //!
 //! ## Status codes
 //!
@@ -27,6 +28,7 @@
 //! | 404 | unknown method: libnetwork then treats an optional method (Program/RevokeExternalConnectivity, IpamDriver.GetCapabilities) as not implemented | `{"Err": …}` |
 //! | 405 | anything but POST | `{"Err": …}` |
 //! | 408 / 413 / 431 | request not read in time, body over 4 MiB, headers over 64 KiB | `{"Err": …}`, then the connection is closed |
+//! | 501 / 505 | a transfer coding other than chunked, HTTP other than 1.0/1.1 | `{"Err": …}`, then the connection is closed |
 //! | 500 | the handler failed ([`PluginError`]) | `{"Err": message}` |
 //! | 503 | too many connections | `{"Err": …}` |
 //!
@@ -54,13 +56,15 @@ mod http;
 pub mod request;
 pub mod response;
 pub mod server;
+mod socket;
 pub mod types;
 
 pub use dispatch::{dispatch, Reply};
 pub use error::{PluginError, RequestError};
 pub use request::{PluginMethod, Request};
 pub use response::{ActivateResponse, Response};
-pub use server::{bind, serve, serve_with, Server, ServerConfig};
+pub use server::{serve, serve_with, Server, ServerConfig};
+pub use socket::bind;
 pub use types::addr::{AddrError, IpNet, MacAddr};
 pub use types::ipam::*;
 pub use types::network::*;
@@ -69,8 +73,7 @@ pub use types::options::{labels, Options};
 
 /// The driver: answers every request but `Plugin.Activate`.
 ///
-/// Called from one thread per connection, so concurrently; libnetwork
-/// itself serialises most calls per network, not across networks.
+/// Called from one thread per connection, so possibly concurrently.
 pub trait Handler: Send + Sync {
     /// Handles one request. Return the [`Response`] variant of the
     /// request's method (see [`Response::answers`]); a [`PluginError`] is

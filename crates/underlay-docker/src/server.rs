@@ -1,20 +1,17 @@
-//! The unix-socket server: [`bind`] the plugin socket, then [`serve`] it
-//! forever or run a stoppable [`Server`]. One thread per connection.
+//! The unix-socket server: [`serve`] a listener from [`bind`](crate::bind)
+//! forever, or run a stoppable [`Server`]. One thread per connection.
 
 use crate::connection::{self, Settings};
 use crate::http::{self, Limits};
 use crate::response::error_body;
 use crate::Handler;
 use std::collections::HashMap;
-use std::fs::{self, DirBuilder, Permissions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Timeouts and limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,61 +41,6 @@ impl Default for ServerConfig {
     }
 }
 
-/// Binds the plugin socket at `path` (e.g. `/run/docker/plugins/underlay.sock`),
-/// readable and writable by root only (mode 0600).
-///
-/// Creates the parent directory. A socket file left by a dead process is
-/// removed; one a live process answers on is not (`AddrInUse`), nor is a
-/// path that is not a socket (`AlreadyExists`).
-pub fn bind(path: &Path) -> io::Result<UnixListener> {
-    let context = |what: &str, e: io::Error| {
-        io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
-    };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(parent)
-            .map_err(|e| context("create the directory of", e))?;
-    }
-    remove_stale_socket(path)?;
-    let listener = UnixListener::bind(path).map_err(|e| context("bind", e))?;
-    // Connecting needs write permission on the socket file; under the usual
-    // umask (022) nobody else has it even before this chmod.
-    fs::set_permissions(path, Permissions::from_mode(0o600)).map_err(|e| context("chmod", e))?;
-    Ok(listener)
-}
-
-fn remove_stale_socket(path: &Path) -> io::Result<()> {
-    let shown = path.display();
-    let metadata = match fs::symlink_metadata(path) {
-        Ok(metadata) => metadata,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io::Error::new(e.kind(), format!("stat {shown}: {e}"))),
-    };
-    if !metadata.file_type().is_socket() {
-        return Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!("{shown} exists and is not a socket"),
-        ));
-    }
-    match UnixStream::connect(path) {
-        Ok(_) => Err(io::Error::new(
-            io::ErrorKind::AddrInUse,
-            format!("socket {shown} is in use by a running server"),
-        )),
-        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-            tracing::info!("removing stale plugin socket {shown}");
-            fs::remove_file(path)
-                .map_err(|e| io::Error::new(e.kind(), format!("remove stale socket {shown}: {e}")))
-        }
-        Err(e) => Err(io::Error::new(
-            e.kind(),
-            format!("cannot tell whether socket {shown} is in use: {e}"),
-        )),
-    }
-}
-
 /// Serves `listener` in the calling thread with the default
 /// [`ServerConfig`]; returns only if accepting fails for good.
 pub fn serve(listener: UnixListener, handler: Arc<dyn Handler>) -> io::Result<()> {
@@ -116,7 +58,7 @@ pub fn serve_with(
 }
 
 /// A server running on its own threads, stopped by [`Server::shutdown`]
-/// (or by dropping it).
+/// or by dropping it; both wait for requests in progress to be answered.
 pub struct Server {
     shared: Arc<Shared>,
     wake_address: Option<SocketAddr>,
@@ -148,7 +90,9 @@ impl Server {
     /// finish (their replies carry `Connection: close`) and waits for every
     /// connection thread. Returns the accept loop's error, if it failed.
     ///
-    /// The listening socket is closed; its file stays (see [`bind`]).
+    /// The listening socket is closed (unless its path no longer reaches
+    /// it, which is logged); its file stays, and a later
+    /// [`bind`](crate::bind) removes it.
     pub fn shutdown(mut self) -> io::Result<()> {
         self.stop()
     }
@@ -158,17 +102,24 @@ impl Server {
             return Ok(());
         };
         self.shared.stopping.store(true, Ordering::SeqCst);
-        // accept() has no timeout: a connection of our own wakes it.
+        // accept() has no timeout: a connection of our own wakes it. The
+        // path may meanwhile name another socket, so wait only briefly.
         let woken = self
             .wake_address
             .as_ref()
             .is_some_and(|address| UnixStream::connect_addr(address).is_ok());
-        let result = if woken || accept_thread.is_finished() {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while woken && !accept_thread.is_finished() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(1));
+        }
+        let result = if accept_thread.is_finished() {
             accept_thread
                 .join()
                 .unwrap_or_else(|_| Err(io::Error::other("the accept thread panicked")))
         } else {
-            tracing::warn!("cannot wake the accept thread (socket file gone?); it ends with the next connection");
+            tracing::warn!(
+                "cannot wake the accept thread (socket file replaced?); it ends with its next connection"
+            );
             Ok(())
         };
         self.shared.close_connections_and_wait();

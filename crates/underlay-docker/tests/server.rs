@@ -70,11 +70,12 @@ fn answer(request: Request) -> Result<Response, PluginError> {
     })
 }
 
+/// Fields drop in order: the server stops before its directory goes.
 struct Fixture {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-    recorder: Arc<Recorder>,
     server: Option<Server>,
+    recorder: Arc<Recorder>,
+    path: PathBuf,
+    _dir: tempfile::TempDir,
 }
 
 impl Fixture {
@@ -451,7 +452,10 @@ fn connections_over_the_limit_get_503() {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let mut again = fixture.client();
-        again.send(post("/Plugin.Activate", "", "").as_bytes());
+        // A refused connection may be closed before the request is written.
+        let _ = again
+            .writer
+            .write_all(post("/Plugin.Activate", "", "").as_bytes());
         if again.read_reply().unwrap().status == 200 {
             break;
         }
@@ -608,4 +612,23 @@ fn bind_refuses_to_steal_a_live_socket_or_clobber_a_file() {
         format!("{} exists and is not a socket", file.display())
     );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+}
+
+#[test]
+fn shutdown_returns_even_when_the_socket_file_is_gone_or_replaced() {
+    for replace in [false, true] {
+        let mut fixture = Fixture::new();
+        let mut open = fixture.client();
+        assert_eq!(open.post("/Plugin.Activate", "").status, 200);
+        std::fs::remove_file(&fixture.path).unwrap();
+        let _other = replace.then(|| UnixListener::bind(&fixture.path).unwrap());
+        let started = Instant::now();
+        fixture.shutdown();
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "replace={replace}: {:?}",
+            started.elapsed()
+        );
+        assert!(open.is_closed_by_server());
+    }
 }

@@ -48,11 +48,38 @@ fn converse(input: &[u8]) -> Vec<u8> {
     output
 }
 
+/// The status of each response in `output`, read response by response
+/// (status line, headers, Content-Length body), so text echoed inside an
+/// error body is never mistaken for a status line.
 fn statuses(output: &[u8]) -> Vec<u16> {
-    let text = String::from_utf8_lossy(output);
-    text.match_indices("HTTP/1.1 ")
-        .filter_map(|(i, _)| text[i + 9..i + 12].parse().ok())
-        .collect()
+    let mut statuses = Vec::new();
+    let mut rest = output;
+    while let Some(end) = find(rest, b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&rest[..end]).into_owned();
+        let status = head
+            .strip_prefix("HTTP/1.1 ")
+            .and_then(|h| h.get(..3))
+            .and_then(|s| s.parse().ok());
+        let Some(status) = status else {
+            panic!("not a response: {head:?}")
+        };
+        statuses.push(status);
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .map_or(0, |l| l.parse().unwrap());
+        rest = &rest[(end + 4 + length).min(rest.len())..];
+    }
+    assert!(
+        rest.is_empty(),
+        "trailing bytes after the responses: {:?}",
+        String::from_utf8_lossy(rest)
+    );
+    statuses
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 const LEAVE: &str = "POST /NetworkDriver.Leave HTTP/1.1\r\nContent-Length: 36\r\n\r\n{\"NetworkID\":\"n1\",\"EndpointID\":\"e1\"}";
@@ -83,6 +110,14 @@ fn get_is_405_with_allow_and_the_connection_stays_usable() {
         output.contains(r#"{"Err":"method GET is not allowed, plugin calls are POST"}"#),
         "{output}"
     );
+}
+
+#[test]
+fn head_is_405_and_closes() {
+    let input = format!("HEAD / HTTP/1.1\r\n\r\n{LEAVE}");
+    let output = String::from_utf8(converse(input.as_bytes())).unwrap();
+    assert_eq!(statuses(output.as_bytes()), [405]);
+    assert!(output.contains("Connection: close\r\n"), "{output}");
 }
 
 #[test]
