@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod dhcp;
+
 use std::collections::BTreeSet;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
