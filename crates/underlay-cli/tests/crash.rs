@@ -6,6 +6,7 @@ mod common;
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant, SystemTime};
 
+use common::dhcp::{lines_with, wait_for, DhcpLan};
 use common::TestLan;
 
 const ATTACH_POINTS: &[&str] = &[
@@ -16,6 +17,15 @@ const ATTACH_POINTS: &[&str] = &[
     "attach-committed",
 ];
 const DETACH_POINTS: &[&str] = &["detach-marked", "detach-unplumbed"];
+/// Passed only on networks whose addresses come from DHCP.
+const DHCP_ATTACH_POINTS: &[&str] = &[
+    "attach-reserved",
+    "attach-link-created",
+    "attach-renamed",
+    "attach-leased",
+    "attach-configured",
+    "attach-committed",
+];
 
 fn killed_at(lan: &TestLan, point: &str, args: &[&str]) {
     let out = lan
@@ -34,17 +44,18 @@ fn killed_at(lan: &TestLan, point: &str, args: &[&str]) {
 
 #[test]
 fn crash_points_cover_every_operation() {
-    let listed: Vec<&str> = ATTACH_POINTS
+    let mut listed: Vec<&str> = ATTACH_POINTS
         .iter()
         .chain(DETACH_POINTS)
         .chain(&["rm-detached"])
+        .chain(DHCP_ATTACH_POINTS)
         .copied()
         .collect();
-    assert_eq!(
-        listed,
-        underlay_core_points(),
-        "a crash point is not exercised"
-    );
+    listed.sort();
+    listed.dedup();
+    let mut known = underlay_core_points();
+    known.sort();
+    assert_eq!(listed, known, "a crash point is not exercised");
 }
 
 /// The points the binary knows, from the library (kept in one place).
@@ -172,5 +183,94 @@ fn random_kill_9_never_leaks_or_duplicates() {
     assert!(
         killed >= 10,
         "only {killed} of 60 runs were interrupted: the test would prove little"
+    );
+}
+
+/// A DHCP attach killed anywhere: once gc ran, either the endpoint is complete and holds its
+/// lease, or there is no endpoint, no link, no kept lease, and the server was told
+/// (DHCPRELEASE) if it had granted one. A detach killed anywhere is finished the same way.
+#[test]
+fn dhcp_attach_and_detach_killed_at_each_point_give_the_lease_back() {
+    let mut lan = DhcpLan::new(1);
+    lan.start_dnsmasq(&[
+        "--dhcp-range=198.51.100.100,198.51.100.150,255.255.255.0,2m",
+        "--no-ping",
+    ]);
+    lan.start_keeper();
+    lan.ok(&[
+        "network",
+        "create",
+        "--ipam-driver",
+        "dhcp",
+        "-o",
+        "parent=eth0",
+        "lan",
+    ]);
+    let connect = ["connect", "lan", lan.c(0)];
+    let disconnect = ["disconnect", "lan", lan.c(0)];
+    for point in DHCP_ATTACH_POINTS {
+        let releases = releases_seen(&lan);
+        killed(&lan, point, &connect);
+        lan.ok(&["gc"]);
+        if *point == "attach-committed" {
+            assert_eq!(
+                dhcp_held(&lan),
+                (1, 1),
+                "{point}: a complete endpoint and its lease"
+            );
+            lan.ok(&disconnect);
+        }
+        assert_nothing_held(&lan, point);
+        let leased = !matches!(
+            *point,
+            "attach-reserved" | "attach-link-created" | "attach-renamed"
+        );
+        if leased {
+            wait_for(Duration::from_secs(3), || releases_seen(&lan) > releases);
+        }
+    }
+    for point in DETACH_POINTS {
+        lan.ok(&connect);
+        let releases = releases_seen(&lan);
+        killed(&lan, point, &disconnect);
+        lan.ok(&["gc"]);
+        assert_nothing_held(&lan, point);
+        wait_for(Duration::from_secs(3), || releases_seen(&lan) > releases);
+    }
+}
+
+fn killed(lan: &DhcpLan, point: &str, args: &[&str]) {
+    let out = lan
+        .cmd(args)
+        .env("UNDERLAY_CRASH_AT", point)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "{point}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn releases_seen(lan: &DhcpLan) -> usize {
+    lines_with(&lan.dnsmasq_log(0), "DHCPRELEASE").len()
+}
+
+/// (endpoints, kept leases)
+fn dhcp_held(lan: &DhcpLan) -> (usize, i64) {
+    let endpoints = lan.inspect("lan")["Endpoints"].as_object().unwrap().len();
+    let kept = rusqlite::Connection::open(lan.state_dir().join("state.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM dhcp_leases", [], |r| r.get(0))
+        .unwrap();
+    (endpoints, kept)
+}
+
+fn assert_nothing_held(lan: &DhcpLan, point: &str) {
+    assert_eq!(dhcp_held(lan), (0, 0), "{point}: nothing kept");
+    assert!(
+        common::link(lan.c(0), "eth0").is_none(),
+        "{point}: no link left"
     );
 }

@@ -86,13 +86,14 @@ impl<K: Kernel> Engine<K> {
         ep: &Endpoint,
         err: Error,
     ) -> Error {
-        // A link that cannot be deleted keeps the intent recorded (phase attaching, holding its
-        // addresses and lease): the next command's recovery finishes the rollback.
-        if let Err(undo) = delete_link_in(nl, ep) {
-            return Error::Many(vec![err, undo]);
-        }
+        // The lease goes first, while the link can still carry the RELEASE. A link that
+        // cannot be deleted keeps the intent recorded (phase attaching, holding its addresses):
+        // the next command's recovery finishes the rollback.
         if let Err(e) = self.release_lease(net, ep) {
             tracing::warn!(endpoint = %ep.name, error = %e, "could not release the DHCP lease of a failed attach");
+        }
+        if let Err(undo) = delete_link_in(nl, ep) {
+            return Error::Many(vec![err, undo]);
         }
         match self.state.delete_endpoint(net, &ep.id) {
             Ok(()) => err,

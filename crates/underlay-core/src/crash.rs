@@ -12,6 +12,7 @@ pub const CRASH_POINTS: &[&str] = &[
     "attach-reserved",
     "attach-link-created",
     "attach-renamed",
+    "attach-leased",
     "attach-configured",
     "attach-committed",
     "detach-marked",

@@ -35,8 +35,8 @@ impl<K: Kernel> Engine<K> {
         Ok(cleaned)
     }
 
+    /// The lease goes first, while the link can still carry the RELEASE.
     fn roll_back(&mut self, ep: &Endpoint) -> Result<(), Error> {
-        delete_endpoint_link(&mut self.kernel, ep)?;
         let net = self
             .state
             .network_by_id(&ep.network_id)?
@@ -44,6 +44,7 @@ impl<K: Kernel> Engine<K> {
         if let Err(e) = self.release_lease(&net, ep) {
             tracing::warn!(endpoint = %ep.name, error = %e, "could not release the DHCP lease of an interrupted operation");
         }
+        delete_endpoint_link(&mut self.kernel, ep)?;
         self.state.delete_endpoint(&net, &ep.id)
     }
 }

@@ -55,11 +55,32 @@ impl DhcpLan {
             Command::new("dnsmasq").arg("--version").output().is_ok(),
             "the DHCP tests need dnsmasq (Debian: dnsmasq-base; scripts/setup installs it)"
         );
-        let prefix = format!("uld{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
+        let prefix = format!(
+            "uld{}x{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
         let srv = Netns::new(format!("{prefix}-srv"));
         must(&["-n", &srv.name, "link", "add", "br0", "type", "bridge"]);
-        must(&["-n", &srv.name, "addr", "add", &format!("{ROUTER}/24"), "dev", "br0"]);
-        must(&["-n", &srv.name, "addr", "add", &format!("{ROUTER6}/64"), "dev", "br0", "nodad"]);
+        must(&[
+            "-n",
+            &srv.name,
+            "addr",
+            "add",
+            &format!("{ROUTER}/24"),
+            "dev",
+            "br0",
+        ]);
+        must(&[
+            "-n",
+            &srv.name,
+            "addr",
+            "add",
+            &format!("{ROUTER6}/64"),
+            "dev",
+            "br0",
+            "nodad",
+        ]);
         must(&["-n", &srv.name, "link", "set", "br0", "up"]);
         let host = Netns::new(format!("{prefix}-host"));
         let mut lan = DhcpLan {
@@ -84,9 +105,20 @@ impl DhcpLan {
     fn plug(&mut self, ns: &str, ifname: &str) {
         self.ports += 1;
         let port = format!("p{}", self.ports);
-        must(&["-n", ns, "link", "add", ifname, "type", "veth", "peer", "name", &port]);
+        must(&[
+            "-n", ns, "link", "add", ifname, "type", "veth", "peer", "name", &port,
+        ]);
         must(&["-n", ns, "link", "set", &port, "netns", &self.srv.name]);
-        must(&["-n", &self.srv.name, "link", "set", &port, "master", "br0", "up"]);
+        must(&[
+            "-n",
+            &self.srv.name,
+            "link",
+            "set",
+            &port,
+            "master",
+            "br0",
+            "up",
+        ]);
         must(&["-n", ns, "link", "set", ifname, "up"]);
     }
 
@@ -142,13 +174,37 @@ impl DhcpLan {
         n
     }
 
-    fn spawn_dnsmasq(&self, ns: &str, args: &[String], leases: &Path, log: &Path, n: usize) -> Child {
+    fn spawn_dnsmasq(
+        &self,
+        ns: &str,
+        args: &[String],
+        leases: &Path,
+        log: &Path,
+        n: usize,
+    ) -> Child {
         Command::new("ip")
-            .args(["netns", "exec", ns, "dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv"])
-            .args(["--no-hosts", "--port=0", "--bind-interfaces", "--user=root", "--log-dhcp"])
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "dnsmasq",
+                "-k",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+            ])
+            .args([
+                "--no-hosts",
+                "--port=0",
+                "--bind-interfaces",
+                "--user=root",
+                "--log-dhcp",
+            ])
             .arg(format!("--dhcp-leasefile={}", leases.display()))
             .arg(format!("--log-facility={}", log.display()))
-            .arg(format!("--pid-file={}", self.path(&format!("dnsmasq{n}.pid")).display()))
+            .arg(format!(
+                "--pid-file={}",
+                self.path(&format!("dnsmasq{n}.pid")).display()
+            ))
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -161,15 +217,25 @@ impl DhcpLan {
     fn wait_dnsmasq_ready(&self, n: usize, times: usize) {
         let log = self.dnsmasq[n].log.clone();
         wait_for(Duration::from_secs(5), || {
-            fs::read_to_string(&log).is_ok_and(|l| l.matches("sockets bound exclusively").count() >= times)
+            fs::read_to_string(&log)
+                .is_ok_and(|l| l.matches("sockets bound exclusively").count() >= times)
         });
     }
 
     /// Starts a stopped dnsmasq again, with the same lease file and log.
     pub fn restart_dnsmasq(&mut self, n: usize) {
-        let starts = self.dnsmasq_log(n).matches("sockets bound exclusively").count();
+        let starts = self
+            .dnsmasq_log(n)
+            .matches("sockets bound exclusively")
+            .count();
         let d = &self.dnsmasq[n];
-        let child = self.spawn_dnsmasq(&d.ns.clone(), &d.args.clone(), &d.leases.clone(), &d.log.clone(), n);
+        let child = self.spawn_dnsmasq(
+            &d.ns.clone(),
+            &d.args.clone(),
+            &d.leases.clone(),
+            &d.log.clone(),
+            n,
+        );
         self.dnsmasq[n].child = child;
         self.wait_dnsmasq_ready(n, starts + 1);
     }
@@ -193,7 +259,12 @@ impl DhcpLan {
             .open(self.keeper_log())
             .unwrap();
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.host.name, env!("CARGO_BIN_EXE_underlay")])
+            .args([
+                "netns",
+                "exec",
+                &self.host.name,
+                env!("CARGO_BIN_EXE_underlay"),
+            ])
             .arg("--state-dir")
             .arg(self.state_dir())
             .arg("--dhcp-socket")
@@ -223,14 +294,19 @@ impl DhcpLan {
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.host.name, env!("CARGO_BIN_EXE_underlay")])
-            .arg("--state-dir")
-            .arg(self.state_dir())
-            .arg("--dhcp-socket")
-            .arg(self.socket())
-            .args(args)
-            .env_remove("UNDERLAY_CRASH_AT")
-            .env_remove("RUST_LOG");
+        cmd.args([
+            "netns",
+            "exec",
+            &self.host.name,
+            env!("CARGO_BIN_EXE_underlay"),
+        ])
+        .arg("--state-dir")
+        .arg(self.state_dir())
+        .arg("--dhcp-socket")
+        .arg(self.socket())
+        .args(args)
+        .env_remove("UNDERLAY_CRASH_AT")
+        .env_remove("RUST_LOG");
         cmd
     }
 
@@ -250,7 +326,12 @@ impl DhcpLan {
     pub fn fails(&self, code: i32, args: &[&str]) -> String {
         let out = run(&mut self.cmd(args));
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(code), "underlay {}: {stderr}", args.join(" "));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "underlay {}: {stderr}",
+            args.join(" ")
+        );
         stderr
     }
 
@@ -286,12 +367,18 @@ impl Drop for DhcpLan {
 pub fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
-        assert!(start.elapsed() < limit, "condition not met within {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "condition not met within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 /// The lines of a dnsmasq log that mention `what`.
 pub fn lines_with(log: &str, what: &str) -> Vec<String> {
-    log.lines().filter(|l| l.contains(what)).map(String::from).collect()
+    log.lines()
+        .filter(|l| l.contains(what))
+        .map(String::from)
+        .collect()
 }

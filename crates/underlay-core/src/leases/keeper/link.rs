@@ -70,6 +70,13 @@ impl LeaseLink {
         self.nl.set_up(self.index).map_err(failed)
     }
 
+    /// Whether the link carries `address` now.
+    pub fn has_address(&mut self, address: IpAddr) -> bool {
+        self.nl
+            .addresses(self.index)
+            .is_ok_and(|all| all.iter().any(|a| a.addr == address))
+    }
+
     /// The link-local address DHCPv6 speaks from, once the kernel has made it.
     pub fn link_local(&mut self) -> KeeperResult<Ipv6Addr> {
         let start = Clock::now();

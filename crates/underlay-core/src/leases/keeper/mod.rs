@@ -340,7 +340,7 @@ fn check(req: &LeaseRequest) -> KeeperResult<()> {
 /// A lease acquired for a request that then failed goes back at once.
 fn give_back(client: &mut Client4, transport: &mut Transport4, link: &LeaseLink) {
     if let Some(tx) = client.release(now()) {
-        if let Err(e) = transport.send(link, &tx) {
+        if let Err(e) = transport.send_raw(link, &tx) {
             tracing::warn!(error = %e.message, "could not release a DHCPv4 lease");
         }
     }

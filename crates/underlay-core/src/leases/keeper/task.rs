@@ -208,7 +208,13 @@ impl Task {
     fn release(&mut self) -> KeeperResult<()> {
         if let Some((client, transport)) = self.v4.as_mut() {
             if let Some(tx) = client.release(now()) {
-                if let Err(e) = transport.send(&self.link, &tx) {
+                // Through the IP stack when the link has the address, raw when it does not (an
+                // attach that died before configuring it: the kernel would send from 0.0.0.0).
+                let sent = match self.link.has_address(tx.src.into()) {
+                    true => transport.send(&self.link, &tx),
+                    false => transport.send_raw(&self.link, &tx),
+                };
+                if let Err(e) = sent {
                     tracing::warn!(error = %e.message, "could not send a DHCPv4 RELEASE");
                 }
             }

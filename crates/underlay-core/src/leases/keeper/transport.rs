@@ -34,20 +34,28 @@ pub(crate) struct Transport4 {
 impl Transport4 {
     pub fn send(&mut self, link: &LeaseLink, tx: &Transmit4) -> KeeperResult<()> {
         if tx.src.is_unspecified() {
-            let frame = udp4_frame(
-                link.mac,
-                BROADCAST_MAC,
-                Ipv4Addr::UNSPECIFIED,
-                tx.dst,
-                CLIENT_PORT,
-                SERVER_PORT,
-                &tx.payload,
-            );
-            return self.raw(link)?.send_frame(&frame).map_err(failed);
+            return self.send_raw(link, tx);
         }
         let to = SocketAddr::from((tx.dst, SERVER_PORT));
         self.udp(link)?.send_to(&tx.payload, to).map_err(failed)?;
         Ok(())
+    }
+
+    /// Sends from `tx.src` to `tx.dst` in a broadcast frame, without the IP stack: for a
+    /// RELEASE from a link that never got (or already lost) the leased address. A server takes
+    /// a unicast IP packet in a broadcast frame (`drop_unicast_in_l2_multicast` is off by
+    /// default), and no ARP is needed for it.
+    pub fn send_raw(&mut self, link: &LeaseLink, tx: &Transmit4) -> KeeperResult<()> {
+        let frame = udp4_frame(
+            link.mac,
+            BROADCAST_MAC,
+            tx.src,
+            tx.dst,
+            CLIENT_PORT,
+            SERVER_PORT,
+            &tx.payload,
+        );
+        self.raw(link)?.send_frame(&frame).map_err(failed)
     }
 
     /// The next DHCP reply on the socket that fits the client's state: raw while it holds no
