@@ -13,6 +13,8 @@
 //! A new VM test: `#[test] #[ignore = "runs inside the kernel VM: tests/vm/run"]`, start it
 //! with `require_vm()`, and use the helpers below.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -27,9 +29,12 @@ const UNDERLAY: &str = env!("CARGO_BIN_EXE_underlay");
 // The host side: boot the VM and run the ignored tests of this binary inside it.
 // =============================================================================================
 
+/// dnsmasq, for the DHCP tests in the VM (scripts/setup installs it).
+const DNSMASQ: &str = "/usr/sbin/dnsmasq";
+
 #[test]
 fn kernel_vm_suite() {
-    underlay_testkit::vm::run_ignored_tests_in_vm(&[Path::new(UNDERLAY)]);
+    underlay_testkit::vm::run_ignored_tests_in_vm(&[Path::new(UNDERLAY), Path::new(DNSMASQ)]);
 }
 
 // =============================================================================================
@@ -696,4 +701,41 @@ fn vm_lab_run_passes_every_check_with_the_vlan_trunk_scenario() {
         out.contains("c1 (VLAN 10) cannot reach c3 (VLAN 20)"),
         "{out}"
     );
+}
+
+/// ipvlan L2 endpoints all carry their parent's MAC: the DHCP server tells them apart by client
+/// identifier, and answers by broadcast (the keeper asks for it on ipvlan).
+#[test]
+#[ignore = "runs inside the kernel VM: tests/vm/run"]
+fn vm_ipvlan_l2_endpoints_get_distinct_dhcp_leases() {
+    require_vm();
+    let mut lan = common::dhcp::DhcpLan::new(2);
+    lan.start_dnsmasq(&["--dhcp-range=198.51.100.100,198.51.100.150,255.255.255.0,2m", "--no-ping"]);
+    lan.start_keeper();
+    lan.ok(&["network", "create", "-d", "ipvlan", "--ipam-driver", "dhcp", "-o", "parent=eth0", "lan"]);
+    lan.ok(&["connect", "lan", lan.c(0)]);
+    lan.ok(&["connect", "lan", lan.c(1)]);
+    let v4 = |ns: &str| -> String {
+        let all = common::addresses(ns, "eth0");
+        assert_eq!(all.len(), 1, "{ns}: {all:?}");
+        all[0].split('/').next().unwrap().to_string()
+    };
+    let (a, b) = (v4(lan.c(0)), v4(lan.c(1)));
+    assert_ne!(a, b, "two endpoints, two leases");
+    for addr in [&a, &b] {
+        let last: u8 = addr.rsplit('.').next().unwrap().parse().unwrap();
+        assert!(addr.starts_with("198.51.100.") && (100..=150).contains(&last), "{addr}");
+    }
+    let mac = |ns: &str| common::link(ns, "eth0").unwrap()["address"].clone();
+    assert_eq!(mac(lan.c(0)), mac(lan.c(1)), "ipvlan: one MAC");
+    let leases = lan.dnsmasq_leases(0);
+    assert!(leases.contains(&a) && leases.contains(&b), "{leases}");
+    assert!(common::pings(lan.c(0), &b), "siblings reach each other");
+    assert!(common::pings(lan.c(1), common::dhcp::ROUTER), "and the LAN");
+    lan.ok(&["disconnect", "lan", lan.c(0)]);
+    lan.ok(&["disconnect", "lan", lan.c(1)]);
+    let log = lan.dnsmasq_log(0);
+    for addr in [&a, &b] {
+        assert!(log.contains(&format!("DHCPRELEASE(br0) {addr}")), "{log}");
+    }
 }
