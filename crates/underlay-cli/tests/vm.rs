@@ -694,7 +694,7 @@ fn vm_lab_run_passes_every_check_with_the_vlan_trunk_scenario() {
     let out = ok(Command::new(UNDERLAY).args(["lab", "run"]));
     let summary = out.lines().last().unwrap_or_default();
     assert!(
-        summary.starts_with("33 passed, 0 failed") && !summary.contains("skipped"),
+        summary.starts_with("41 passed, 0 failed") && !summary.contains("skipped"),
         "{summary}\n{out}"
     );
     assert!(
@@ -710,9 +710,22 @@ fn vm_lab_run_passes_every_check_with_the_vlan_trunk_scenario() {
 fn vm_ipvlan_l2_endpoints_get_distinct_dhcp_leases() {
     require_vm();
     let mut lan = common::dhcp::DhcpLan::new(2);
-    lan.start_dnsmasq(&["--dhcp-range=198.51.100.100,198.51.100.150,255.255.255.0,2m", "--no-ping"]);
+    lan.start_dnsmasq(&[
+        "--dhcp-range=198.51.100.100,198.51.100.150,255.255.255.0,2m",
+        "--no-ping",
+    ]);
     lan.start_keeper();
-    lan.ok(&["network", "create", "-d", "ipvlan", "--ipam-driver", "dhcp", "-o", "parent=eth0", "lan"]);
+    lan.ok(&[
+        "network",
+        "create",
+        "-d",
+        "ipvlan",
+        "--ipam-driver",
+        "dhcp",
+        "-o",
+        "parent=eth0",
+        "lan",
+    ]);
     lan.ok(&["connect", "lan", lan.c(0)]);
     lan.ok(&["connect", "lan", lan.c(1)]);
     let v4 = |ns: &str| -> String {
@@ -724,7 +737,10 @@ fn vm_ipvlan_l2_endpoints_get_distinct_dhcp_leases() {
     assert_ne!(a, b, "two endpoints, two leases");
     for addr in [&a, &b] {
         let last: u8 = addr.rsplit('.').next().unwrap().parse().unwrap();
-        assert!(addr.starts_with("198.51.100.") && (100..=150).contains(&last), "{addr}");
+        assert!(
+            addr.starts_with("198.51.100.") && (100..=150).contains(&last),
+            "{addr}"
+        );
     }
     let mac = |ns: &str| common::link(ns, "eth0").unwrap()["address"].clone();
     assert_eq!(mac(lan.c(0)), mac(lan.c(1)), "ipvlan: one MAC");

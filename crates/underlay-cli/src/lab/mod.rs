@@ -5,6 +5,7 @@
 //! explore, `down` removes it.
 
 mod checks;
+mod dhcp;
 mod scenario;
 mod sys;
 mod topology;
@@ -47,7 +48,8 @@ fn lab_run() -> anyhow::Result<ExitCode> {
          namespaces ul-lab-*; no packet leaves them"
     );
     let (mut lab, vlan_support) = build_lab(&state_dir)?;
-    let total = scenario::SETUP.len() + scenario::CHECKS.len() + vlan::CHECKS.len();
+    let total =
+        scenario::SETUP.len() + scenario::CHECKS.len() + vlan::CHECKS.len() + dhcp::CHECKS.len();
     let mut runner = Runner::new(total);
     runner.run(&scenario::SETUP, &mut lab);
     runner.run(&scenario::CHECKS, &mut lab);
@@ -63,6 +65,16 @@ fn lab_run() -> anyhow::Result<ExitCode> {
             println!("VLAN trunk scenario: skipped: {why}");
             runner.skip(&vlan::CHECKS);
         }
+    }
+    if sys::on_path("dnsmasq") {
+        println!(
+            "DHCP scenario: the router serves 198.51.100.150-199 and 2001:db8:babe:cafe::1:0/112 \
+             (dnsmasq); network dhcp takes its addresses from it"
+        );
+        runner.run(&dhcp::CHECKS, &mut lab);
+    } else {
+        println!("DHCP scenario: skipped: dnsmasq is not installed (Debian: dnsmasq-base)");
+        runner.skip(&dhcp::CHECKS);
     }
     let summary = runner.finish();
     print_summary(&summary);

@@ -6,7 +6,7 @@ use anyhow::Context;
 
 use super::checks::Step;
 use super::sys::{self, ip};
-use super::topology::{self, C1, C2, C3, GATEWAY4, GATEWAY6, HOST_ADDRESS, ROUTER};
+use super::topology::{self, C1, C2, C3, GATEWAY4, GATEWAY6, HOST_ADDRESS, PRINTER, ROUTER};
 use super::underlay::Underlay;
 
 pub const NETWORK: &str = "lab";
@@ -14,11 +14,15 @@ const METRIC: &str = "100";
 /// How long the router may take to learn c1's MAC from its gratuitous ARP.
 const LEARN_DEADLINE_SECS: u64 = 3;
 
-/// What the steps share: the CLI, and what an earlier step learned.
+/// What the steps share: the CLI, what an earlier step learned, and the daemons a step
+/// started (killed when the lab is dropped).
 pub struct Lab {
     pub underlay: Underlay,
     /// c1's MAC as `network inspect` reported it after connecting.
     c1_mac: Option<String>,
+    /// The DHCP scenario's address for c1, to check it comes back.
+    pub c1_lease: Option<String>,
+    pub background: Vec<std::process::Child>,
 }
 
 impl Lab {
@@ -26,6 +30,17 @@ impl Lab {
         Lab {
             underlay,
             c1_mac: None,
+            c1_lease: None,
+            background: Vec::new(),
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for child in &mut self.background {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
@@ -53,7 +68,7 @@ pub const SETUP: [Step<Lab>; 3] = [
 ];
 
 /// Everything `lab run` checks after [`SETUP`].
-pub const CHECKS: [Step<Lab>; 17] = [
+pub const CHECKS: [Step<Lab>; 18] = [
     Step {
         provides: "router knows c1",
         title: "router learned c1's MAC from its gratuitous ARP",
@@ -95,6 +110,12 @@ pub const CHECKS: [Step<Lab>; 17] = [
         title: "connect c3 --ip 198.51.100.2 (in use) refused",
         needs: &["c1 connected"],
         run: address_in_use_refused,
+    },
+    Step {
+        provides: "live address refused",
+        title: "connect c3 --ip 198.51.100.50 (the printer's) refused",
+        needs: &["network lab"],
+        run: live_address_refused,
     },
     Step {
         provides: "double connect refused",
@@ -331,6 +352,26 @@ fn address_in_use_refused(lab: &mut Lab) -> anyhow::Result<()> {
     anyhow::ensure!(
         before == after,
         "endpoints changed: {before:?} -> {after:?}"
+    );
+    Ok(())
+}
+
+/// The printer holds 198.51.100.50 without the network knowing: the ARP probe from inside c3
+/// finds it before the address is configured, and the connect fails naming its MAC.
+fn live_address_refused(lab: &mut Lab) -> anyhow::Result<()> {
+    let ran = lab
+        .underlay
+        .run(&["connect", NETWORK, C3, "--ip", PRINTER])?
+        .expect_exit(1)?;
+    anyhow::ensure!(
+        ran.stderr
+            .contains(&format!("address {PRINTER} is already in use on the LAN")),
+        "unexpected refusal: {}",
+        ran.stderr.trim()
+    );
+    anyhow::ensure!(
+        !topology::has_link(C3, "eth0")?,
+        "the refused connect left an eth0 in {C3}"
     );
     Ok(())
 }

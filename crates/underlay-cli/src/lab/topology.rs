@@ -1,7 +1,8 @@
 //! The lab's little world, built from network namespaces with `ip`:
 //!
 //! ```text
-//!   ul-lab-router eth0 ─┐                 198.51.100.1, 2001:db8:babe:cafe::1 (the gateway)
+//!   ul-lab-router eth0 ─┐                 198.51.100.1, 2001:db8:babe:cafe::1 (the gateway);
+//!                       │                 198.51.100.50 (a "printer" the IPAM knows nothing of)
 //!                       ├─ br0 in ul-lab-switch
 //!   ul-lab-host   eth0 ─┘                 198.51.100.10 (the "docker host"; the macvlan parent)
 //!                   └─ macvlan children → ul-lab-c1, ul-lab-c2, ul-lab-c3 (empty to begin with)
@@ -32,6 +33,9 @@ const CONTAINERS: [&str; 3] = [C1, C2, C3];
 pub const GATEWAY4: &str = "198.51.100.1";
 pub const GATEWAY6: &str = "2001:db8:babe:cafe::1";
 pub const HOST_ADDRESS: &str = "198.51.100.10";
+/// An address another machine on the LAN uses without the network knowing: conflict detection
+/// must find it.
+pub const PRINTER: &str = "198.51.100.50";
 /// The interface holding the host's address, and the parent of the macvlan network.
 pub const PARENT: &str = "eth0";
 
@@ -120,6 +124,15 @@ fn build_router() -> anyhow::Result<()> {
         "addr",
         "add",
         "198.51.100.1/24",
+        "dev",
+        "eth0",
+    ])?;
+    ip(&[
+        "-n",
+        ROUTER,
+        "addr",
+        "add",
+        &format!("{PRINTER}/24"),
         "dev",
         "eth0",
     ])?;

@@ -11,6 +11,8 @@ pub struct Underlay {
     /// This very binary.
     exe: String,
     state_dir: String,
+    /// The lab's own lease keeper socket (in the state directory).
+    dhcp_socket: String,
 }
 
 /// One endpoint as `network inspect` shows it.
@@ -26,11 +28,17 @@ impl Underlay {
         Ok(Underlay {
             exe: utf8(&exe)?,
             state_dir: utf8(state_dir)?,
+            dhcp_socket: utf8(&state_dir.join("dhcp.sock"))?,
         })
     }
 
-    /// `ip netns exec ul-lab-host underlay --state-dir DIR args...`, whatever its exit code.
-    pub fn run(&self, args: &[&str]) -> anyhow::Result<Ran> {
+    /// The lab's state directory (the DHCP scenario keeps dnsmasq's files there too).
+    pub fn state_dir(&self) -> &str {
+        &self.state_dir
+    }
+
+    /// The argv of this binary run in the docker host with the lab's state and keeper socket.
+    fn argv<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
         let mut argv = vec![
             "netns",
             "exec",
@@ -38,9 +46,37 @@ impl Underlay {
             &self.exe,
             "--state-dir",
             &self.state_dir,
+            "--dhcp-socket",
+            &self.dhcp_socket,
         ];
         argv.extend_from_slice(args);
-        sys::run("ip", &argv)
+        argv
+    }
+
+    /// Starts the lab's lease keeper in the docker host; it runs until killed.
+    pub fn spawn_keeper(&self) -> anyhow::Result<std::process::Child> {
+        let child = std::process::Command::new("ip")
+            .args(self.argv(&["dhcp-daemon"]))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting the lease keeper")?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(&self.dhcp_socket).is_err() {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the lease keeper did not start listening on {}",
+                self.dhcp_socket
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(child)
+    }
+
+    /// `ip netns exec ul-lab-host underlay --state-dir DIR args...`, whatever its exit code.
+    pub fn run(&self, args: &[&str]) -> anyhow::Result<Ran> {
+        sys::run("ip", &self.argv(args))
     }
 
     /// Runs and requires exit 0; returns stdout.

@@ -55,8 +55,8 @@ struct Running {
 pub struct Keeper {
     state: Arc<Mutex<State>>,
     running: Arc<Mutex<HashMap<String, Running>>>,
-    /// One acquire or release per key at a time.
-    busy: Arc<Mutex<()>>,
+    /// One acquire or release per key at a time; different keys go in parallel.
+    busy: Arc<KeyLocks>,
 }
 
 impl Keeper {
@@ -113,21 +113,50 @@ impl Keeper {
     /// Runs the exchange(s) of `req`, persists the lease and keeps it.
     pub fn acquire_lease(&self, req: &LeaseRequest) -> KeeperResult<LeaseReply> {
         check(req)?;
-        let _busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        let _busy = self.busy.lock(&req.key);
         // A repeated acquire (a caller that crashed and retried) replaces the old one; the
         // identity is the same, so the server hands out the same address again.
         self.stop(&req.key, Command::Stop);
         let mut link = LeaseLink::open(&req.netns, &req.ifname, None)?;
         link.bring_up()?;
-        let v4 = req.v4.then(|| acquire4(&mut link, req)).transpose()?;
-        let v6 = req.v6.then(|| acquire6(&mut link, req)).transpose();
-        let v6 = match v6 {
-            Ok(v6) => v6,
-            Err(e) => {
-                if let Some((mut client, mut transport, _)) = v4 {
-                    give_back(&mut client, &mut transport, &link);
+        // Both families at once: each exchange (and probe) waits on its own server.
+        let (v4, v6) = std::thread::scope(|scope| {
+            let v6 = req.v6.then(|| {
+                scope.spawn(|| {
+                    let mut link6 = LeaseLink::open(&req.netns, &req.ifname, None)?;
+                    acquire6(&mut link6, req)
+                })
+            });
+            let v4 = req.v4.then(|| acquire4(&mut link, req)).transpose();
+            let v6 = v6
+                .map(|thread| {
+                    thread
+                        .join()
+                        .unwrap_or_else(|_| Err(failed("the DHCPv6 exchange panicked")))
+                })
+                .transpose();
+            (v4, v6)
+        });
+        let (v4, v6) = match (v4, v6) {
+            (Ok(v4), Ok(v6)) => (v4, v6),
+            (v4, v6) => {
+                // One family failed: the other's lease goes straight back.
+                let mut error = None;
+                match v4 {
+                    Ok(Some((mut client, mut transport, _))) => {
+                        give_back(&mut client, &mut transport, &link)
+                    }
+                    Ok(None) => {}
+                    Err(e) => error = Some(e),
                 }
-                return Err(e);
+                match v6 {
+                    Ok(Some((mut client, mut transport, _))) => {
+                        give_back6(&mut client, &mut transport)
+                    }
+                    Ok(None) => {}
+                    Err(e) => error = error.or(Some(e)),
+                }
+                return Err(error.expect("one family failed"));
             }
         };
         let reply = LeaseReply {
@@ -155,7 +184,7 @@ impl Keeper {
 
     /// Gives the lease of `key` back and forgets it.
     pub fn release_lease(&self, key: &str) -> KeeperResult<bool> {
-        let _busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        let _busy = self.busy.lock(key);
         if self.stop(key, Command::Release) {
             return Ok(true);
         }
@@ -308,6 +337,40 @@ impl Leases for Keeper {
     }
 }
 
+/// Keys with an acquire or release under way.
+#[derive(Default)]
+struct KeyLocks {
+    busy: Mutex<std::collections::HashSet<String>>,
+    freed: std::sync::Condvar,
+}
+
+struct KeyGuard<'a> {
+    locks: &'a KeyLocks,
+    key: String,
+}
+
+impl KeyLocks {
+    fn lock(&self, key: &str) -> KeyGuard<'_> {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        while busy.contains(key) {
+            busy = self.freed.wait(busy).unwrap_or_else(|p| p.into_inner());
+        }
+        busy.insert(key.to_string());
+        KeyGuard {
+            locks: self,
+            key: key.to_string(),
+        }
+    }
+}
+
+impl Drop for KeyGuard<'_> {
+    fn drop(&mut self) {
+        let mut busy = self.locks.busy.lock().unwrap_or_else(|p| p.into_inner());
+        busy.remove(&self.key);
+        self.locks.freed.notify_all();
+    }
+}
+
 fn check(req: &LeaseRequest) -> KeeperResult<()> {
     let invalid = |m: String| Err(KeeperError::new(KeeperErrorKind::Invalid, m));
     if !req.v4 && !req.v6 {
@@ -342,6 +405,14 @@ fn give_back(client: &mut Client4, transport: &mut Transport4, link: &LeaseLink)
     if let Some(tx) = client.release(now()) {
         if let Err(e) = transport.send_raw(link, &tx) {
             tracing::warn!(error = %e.message, "could not release a DHCPv4 lease");
+        }
+    }
+}
+
+fn give_back6(client: &mut Client6, transport: &mut Transport6) {
+    if let Some(tx) = client.release(now()) {
+        if let Err(e) = transport.send(&tx) {
+            tracing::warn!(error = %e.message, "could not release a DHCPv6 lease");
         }
     }
 }
