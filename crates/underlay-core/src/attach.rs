@@ -14,6 +14,7 @@ use crate::names::random_hex;
 use crate::parents::host_link;
 use crate::plumbing::{delete_endpoint_link, delete_link_in, link_named};
 use crate::request::check_endpoint_name;
+use crate::state::unix_now;
 use crate::{
     Connect, Disconnect, Driver, Endpoint, Engine, Error, Family, MacAddr, Network, Parent, Phase,
     Target,
@@ -160,6 +161,9 @@ impl<K: Kernel> Engine<K> {
             mac,
             ipv4: None,
             ipv6: None,
+            handoff: false,
+            runtime_id: None,
+            since: unix_now(),
             id,
         })
     }

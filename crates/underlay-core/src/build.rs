@@ -120,7 +120,7 @@ impl<K: Kernel> Engine<K> {
 
     /// Probes the endpoint's pool addresses; one found live is replaced by the next free one
     /// (and stays marked) unless it was asked for statically, which fails the attach.
-    fn settle_pool_addresses<F: underlay_linux::FrameSocket>(
+    pub(crate) fn settle_pool_addresses<F: underlay_linux::FrameSocket>(
         &mut self,
         frames: &mut F,
         net: &Network,
@@ -162,7 +162,7 @@ impl<K: Kernel> Engine<K> {
         Ok(ep)
     }
 
-    fn acquire_lease(
+    pub(crate) fn acquire_lease(
         &mut self,
         net: &Network,
         ep: &Endpoint,
@@ -173,6 +173,7 @@ impl<K: Kernel> Engine<K> {
             key: endpoint_key(&ep.id),
             netns: ep.netns.clone(),
             ifname: ep.ifname.to_string(),
+            alias: Some(ep.link_alias()),
             client_id: identity.client_id.clone(),
             duid: identity.duid.clone(),
             iaid: identity.iaid,

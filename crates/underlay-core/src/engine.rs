@@ -151,6 +151,7 @@ impl<K: Kernel> Engine<K> {
         let _lock = self.state.lock()?;
         let mut report = self.roll_back_interrupted()?;
         report.released = self.release_stale_endpoints()?;
+        report.released.extend(self.expire_pending_locked()?);
         report.conflicts_forgotten = self.state.forget_old_conflicts(CONFLICT_MEMORY)?;
         Ok(report)
     }

@@ -195,6 +195,12 @@ pub enum Phase {
     Attaching,
     Attached,
     Detaching,
+    /// Handoff endpoints only: addresses (and a link in the host netns) ready for an endpoint
+    /// the runtime has not created yet (Docker's IPAM asked first).
+    Pending,
+    /// Handoff endpoints only: the runtime created the endpoint; its link is not in a
+    /// container (not joined yet, or left).
+    Created,
 }
 
 impl Phase {
@@ -203,13 +209,21 @@ impl Phase {
             Phase::Attaching => "attaching",
             Phase::Attached => "attached",
             Phase::Detaching => "detaching",
+            Phase::Pending => "pending",
+            Phase::Created => "created",
         }
     }
 
     pub(crate) fn parse(text: &str) -> Option<Phase> {
-        [Phase::Attaching, Phase::Attached, Phase::Detaching]
-            .into_iter()
-            .find(|p| p.as_str() == text)
+        [
+            Phase::Attaching,
+            Phase::Attached,
+            Phase::Detaching,
+            Phase::Pending,
+            Phase::Created,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == text)
     }
 }
 
@@ -231,6 +245,14 @@ pub struct Endpoint {
     pub mac: MacAddr,
     pub ipv4: Option<IpAddr>,
     pub ipv6: Option<IpAddr>,
+    /// The link is made in the host netns and handed to the container runtime, which moves it
+    /// into the container itself (Docker's remote drivers); `false`: underlay creates it in the
+    /// container's netns.
+    pub handoff: bool,
+    /// The runtime's own ID of the endpoint (Docker's EndpointID), when it has one.
+    pub runtime_id: Option<String>,
+    /// When the row was written, in Unix seconds (pending handoff endpoints expire).
+    pub since: u64,
 }
 
 impl Endpoint {

@@ -139,13 +139,25 @@ pub(crate) fn delete_endpoint_link<K: Kernel>(
     kernel: &mut K,
     ep: &Endpoint,
 ) -> Result<LinkState, Error> {
-    match endpoint_netlink(kernel, ep)? {
-        Some(mut nl) => delete_link_in(&mut nl, ep),
-        None => Ok(LinkState::NetnsGone),
+    let state = match endpoint_netlink(kernel, ep)? {
+        Some(mut nl) => delete_link_in(&mut nl, ep)?,
+        None => LinkState::NetnsGone,
+    };
+    // A handed-off link the runtime moved back out of its container (Docker does on Leave)
+    // is in the host netns under its own name.
+    if ep.handoff && !matches!(state, LinkState::Present) {
+        let host = delete_link_in(kernel.host(), ep)?;
+        if matches!(host, LinkState::Present) {
+            return Ok(host);
+        }
     }
+    Ok(state)
 }
 
 pub(crate) fn delete_link_in<N: Netlink>(nl: &mut N, ep: &Endpoint) -> Result<LinkState, Error> {
+    if ep.handoff {
+        return delete_handed_off(nl, ep);
+    }
     let mut state = LinkState::Missing;
     for name in [&ep.ifname, &ep.tmp_ifname] {
         if let Some(link) = link_named(nl, name.as_str())?.filter(|l| is_endpoint_link(l, ep)) {
@@ -159,14 +171,43 @@ pub(crate) fn delete_link_in<N: Netlink>(nl: &mut N, ep: &Endpoint) -> Result<Li
     Ok(state)
 }
 
+/// A handed-off link may carry any name the runtime gave it: it is found by its alias.
+fn delete_handed_off<N: Netlink>(nl: &mut N, ep: &Endpoint) -> Result<LinkState, Error> {
+    let links = nl.links().map_err(Error::kernel(format!(
+        "listing links in netns {}",
+        ep.netns
+    )))?;
+    let mut state = LinkState::Missing;
+    for link in links.iter().filter(|l| is_endpoint_link(l, ep)) {
+        nl.delete_link(link.index).map_err(Error::kernel(format!(
+            "deleting {} in netns {}",
+            link.name, ep.netns
+        )))?;
+        state = LinkState::Present;
+    }
+    Ok(state)
+}
+
 /// Whether the endpoint's link still exists (under any name).
 pub(crate) fn endpoint_link_state<K: Kernel>(
     kernel: &mut K,
     ep: &Endpoint,
 ) -> Result<LinkState, Error> {
-    let Some(mut nl) = endpoint_netlink(kernel, ep)? else {
-        return Ok(LinkState::NetnsGone);
+    let state = match endpoint_netlink(kernel, ep)? {
+        Some(mut nl) => link_state_in(&mut nl, ep)?,
+        None => LinkState::NetnsGone,
     };
+    // A handed-off link is in the host netns until the runtime moved it (and after it moved
+    // it back).
+    if ep.handoff && !matches!(state, LinkState::Present) {
+        if let LinkState::Present = link_state_in(kernel.host(), ep)? {
+            return Ok(LinkState::Present);
+        }
+    }
+    Ok(state)
+}
+
+fn link_state_in<N: Netlink>(nl: &mut N, ep: &Endpoint) -> Result<LinkState, Error> {
     let links = nl.links().map_err(Error::kernel(format!(
         "listing links in netns {}",
         ep.netns

@@ -19,7 +19,7 @@ use crate::{Endpoint, Error, Family, MacAddr, Network, NetworkSpec, Phase};
 /// Where the state lives unless `--state-dir` / `UNDERLAY_STATE_DIR` say otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/underlay";
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS networks (
@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS endpoints (
     mac        TEXT NOT NULL,
     ipv4       TEXT,
     ipv6       TEXT,
+    handoff    INTEGER NOT NULL DEFAULT 0,
+    runtime_id TEXT,
+    since      INTEGER NOT NULL DEFAULT 0,
     UNIQUE (network_id, name)
 );
 CREATE INDEX IF NOT EXISTS endpoints_phase ON endpoints (phase);
@@ -94,6 +97,10 @@ impl State {
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version != SCHEMA_VERSION {
             conn.execute_batch(SCHEMA)?;
+            add_missing_columns(&conn)?;
+            conn.execute_batch(
+                "CREATE INDEX IF NOT EXISTS endpoints_runtime ON endpoints (network_id, runtime_id);",
+            )?;
             SqliteStore::create_schema(&conn)?;
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
@@ -399,6 +406,109 @@ impl State {
         Ok(freed)
     }
 
+    /// The handoff endpoint the runtime knows as `runtime_id`.
+    pub fn endpoint_by_runtime_id(
+        &self,
+        network_id: &str,
+        runtime_id: &str,
+    ) -> Result<Option<Endpoint>, Error> {
+        Ok(self
+            .query_endpoints(
+                "SELECT * FROM endpoints WHERE network_id = ?1 AND runtime_id = ?2",
+                params![network_id, runtime_id],
+            )?
+            .pop())
+    }
+
+    /// A pending handoff endpoint of the network holding one of these addresses.
+    pub fn pending_holding(
+        &self,
+        network_id: &str,
+        addresses: &[IpAddr],
+    ) -> Result<Option<Endpoint>, Error> {
+        let pending = self.query_endpoints(
+            "SELECT * FROM endpoints WHERE network_id = ?1 AND phase = ?2 ORDER BY since",
+            params![network_id, Phase::Pending.as_str()],
+        )?;
+        Ok(pending.into_iter().find(|e| {
+            addresses
+                .iter()
+                .any(|a| Some(*a) == e.ipv4 || Some(*a) == e.ipv6)
+        }))
+    }
+
+    /// The endpoint of the network that holds `ip`, if any.
+    pub fn endpoint_holding(
+        &self,
+        network_id: &str,
+        ip: IpAddr,
+    ) -> Result<Option<Endpoint>, Error> {
+        let text = ip.to_string();
+        Ok(self
+            .query_endpoints(
+                "SELECT * FROM endpoints WHERE network_id = ?1 AND (ipv4 = ?2 OR ipv6 = ?2)",
+                params![network_id, text],
+            )?
+            .pop())
+    }
+
+    /// Pending handoff endpoints written before `before` (Unix seconds): the runtime never
+    /// came back for them.
+    pub fn pending_before(&self, before: u64) -> Result<Vec<Endpoint>, Error> {
+        self.query_endpoints(
+            "SELECT * FROM endpoints WHERE phase = ?1 AND since < ?2",
+            params![Phase::Pending.as_str(), before as i64],
+        )
+    }
+
+    /// Writes what changes over a handoff endpoint's life: phase, netns, runtime ID, addresses.
+    pub fn update_endpoint(&mut self, ep: &Endpoint) -> Result<(), Error> {
+        self.conn
+            .prepare_cached(
+                "UPDATE endpoints SET phase = ?2, netns = ?3, netns_dev = ?4, netns_ino = ?5,
+                 runtime_id = ?6, ipv4 = ?7, ipv6 = ?8 WHERE id = ?1",
+            )?
+            .execute(params![
+                ep.id,
+                ep.phase.as_str(),
+                ep.netns,
+                ep.netns_id.0 as i64,
+                ep.netns_id.1 as i64,
+                ep.runtime_id,
+                ep.ipv4.map(|ip| ip.to_string()),
+                ep.ipv6.map(|ip| ip.to_string()),
+            ])?;
+        Ok(())
+    }
+
+    /// Gives the endpoint `ip` (which must be free) instead of its address of that family.
+    pub fn swap_to_static(
+        &mut self,
+        net: &Network,
+        ep: &Endpoint,
+        ip: IpAddr,
+    ) -> Result<Endpoint, Error> {
+        let family = Family::of(ip);
+        let pool = net.pool(family).ok_or_else(|| {
+            Error::invalid(format!(
+                "network {} has no {} subnet for {ip}",
+                net.name(),
+                family.name()
+            ))
+        })?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut store = SqliteStore::new(&tx);
+        store.release_owner(&pool.id, &ep.id)?;
+        reserve_static(&mut store, &pool, ip, &ep.id).map_err(|e| name_the_owner(&tx, e))?;
+        let mut ep = ep.clone();
+        ep.set_address(family, Some(ip));
+        update_endpoint_addresses(&tx, &ep)?;
+        tx.commit()?;
+        Ok(ep)
+    }
+
     /// Moves an endpoint to another phase.
     pub fn set_phase(&mut self, endpoint_id: &str, phase: Phase) -> Result<(), Error> {
         self.conn
@@ -603,16 +713,37 @@ impl ConflictMark {
     }
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
+/// Columns added after the first schema, for databases made by an older underlay: (name, SQL
+/// type and default).
+const LATER_COLUMNS: &[(&str, &str)] = &[
+    ("handoff", "INTEGER NOT NULL DEFAULT 0"),
+    ("runtime_id", "TEXT"),
+    ("since", "INTEGER NOT NULL DEFAULT 0"),
+];
+
+fn add_missing_columns(conn: &Connection) -> Result<(), Error> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('endpoints')")?;
+    let have: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for (name, kind) in LATER_COLUMNS {
+        if !have.iter().any(|h| h == name) {
+            conn.execute_batch(&format!("ALTER TABLE endpoints ADD COLUMN {name} {kind};"))?;
+        }
+    }
+    Ok(())
+}
+
 fn insert_endpoint(conn: &Connection, ep: &Endpoint) -> Result<(), Error> {
     conn.prepare_cached(
-        "INSERT INTO endpoints (id, network_id, name, phase, netns, netns_dev, netns_ino, ifname, tmp_ifname, mac, ipv4, ipv6)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        "INSERT INTO endpoints (id, network_id, name, phase, netns, netns_dev, netns_ino, ifname, tmp_ifname, mac, ipv4, ipv6, handoff, runtime_id, since)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?
     .execute(params![
         ep.id,
@@ -627,6 +758,9 @@ fn insert_endpoint(conn: &Connection, ep: &Endpoint) -> Result<(), Error> {
         ep.mac.to_string(),
         ep.ipv4.map(|ip| ip.to_string()),
         ep.ipv6.map(|ip| ip.to_string()),
+        ep.handoff,
+        ep.runtime_id,
+        ep.since as i64,
     ])?;
     Ok(())
 }
@@ -697,6 +831,9 @@ fn endpoint_from_row(row: &Row) -> rusqlite::Result<Result<Endpoint, Error>> {
             mac: text("mac")?.parse()?,
             ipv4: ip("ipv4")?,
             ipv6: ip("ipv6")?,
+            handoff: row.get("handoff")?,
+            runtime_id: row.get("runtime_id")?,
+            since: row.get::<_, i64>("since")? as u64,
         })
     })();
     Ok(parsed)

@@ -34,6 +34,12 @@ impl Kernel for LinuxKernel {
         Netns::open(path)
     }
 
+    fn host_netns(&mut self) -> Result<(Netns, std::path::PathBuf), Error> {
+        let ns = Netns::host()?;
+        let path = ns.path().to_path_buf();
+        Ok((ns, path))
+    }
+
     fn netlink_in(&mut self, ns: &Netns) -> Result<RtNetlink, Error> {
         RtNetlink::open_in(ns)
     }

@@ -89,6 +89,9 @@ pub trait Kernel {
     /// Opens the namespace at `path` (a bind mount like `/run/netns/NAME` or `/proc/PID/ns/net`).
     /// `Ok(None)` when nothing is there; an error when something is there but is not a netns.
     fn open_netns(&mut self, path: &std::path::Path) -> Result<Option<Self::Ns>, Error>;
+    /// The caller's own namespace (the host), and a path that names it for other processes
+    /// too (see [`Netns::host`]).
+    fn host_netns(&mut self) -> Result<(Self::Ns, std::path::PathBuf), Error>;
     /// A netlink socket that lives in `ns`.
     fn netlink_in(&mut self, ns: &Self::Ns) -> Result<Self::Nl, Error>;
     /// Creates a macvlan on a parent of the host namespace directly inside `ns`, so that it never

@@ -71,6 +71,33 @@ impl Netns {
         })
     }
 
+    /// The calling thread's namespace, opened at a path other processes can open too, and that
+    /// stays valid after this process exits: `/proc/1/ns/net` when it is init's, else a bind
+    /// mount under `/run/netns` that holds it, else `/proc/<pid>/ns/net` (valid while this
+    /// process lives). Recorded paths of links made here use it.
+    pub fn host() -> Result<Netns, Error> {
+        let current = Netns::current()?;
+        let id = current.id()?;
+        let mut candidates = vec![std::path::PathBuf::from("/proc/1/ns/net")];
+        if let Ok(entries) = std::fs::read_dir("/run/netns") {
+            let mut named: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+            named.sort();
+            candidates.extend(named);
+        }
+        for path in candidates {
+            if let Ok(Some(ns)) = Netns::open(&path) {
+                if ns.id().ok() == Some(id) {
+                    return Ok(ns);
+                }
+            }
+        }
+        let own = format!("/proc/{}/ns/net", std::process::id());
+        Netns::open(&own)?.ok_or_else(|| Error::Io {
+            path: own.into(),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        })
+    }
+
     /// The path the namespace was opened from.
     pub fn path(&self) -> &Path {
         &self.path

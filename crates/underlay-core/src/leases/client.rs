@@ -89,12 +89,31 @@ impl Leases for KeeperClient {
         }
     }
 
+    fn relocate(&mut self, key: &str, netns: &str, alias: &str) -> Result<(), Error> {
+        self.relocate_call(key, netns, alias)
+    }
+
     fn release(&mut self, key: &str) -> Result<bool, Error> {
         let request = KeeperRequest::Release {
             key: key.to_string(),
         };
         match self.call(&request, SLACK)? {
             KeeperResponse::Released { found } => Ok(found),
+            KeeperResponse::Error(err) => Err(err.into()),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+impl KeeperClient {
+    fn relocate_call(&self, key: &str, netns: &str, alias: &str) -> Result<(), Error> {
+        let request = KeeperRequest::Relocate {
+            key: key.to_string(),
+            netns: netns.to_string(),
+            alias: alias.to_string(),
+        };
+        match self.call(&request, SLACK)? {
+            KeeperResponse::Relocated => Ok(()),
             KeeperResponse::Error(err) => Err(err.into()),
             other => Err(unexpected(&other)),
         }

@@ -29,6 +29,8 @@ pub trait Leases {
     /// Gives the lease of `key` back to its server and forgets it; `Ok(false)` when there was
     /// none.
     fn release(&mut self, key: &str) -> Result<bool, Error>;
+    /// The lease's link is moving into `netns`, where it is found by `alias`.
+    fn relocate(&mut self, key: &str, netns: &str, alias: &str) -> Result<(), Error>;
 }
 
 /// The lease key of an engine endpoint.

@@ -15,6 +15,13 @@ pub enum KeeperRequest {
     Release {
         key: String,
     },
+    /// The lease's link moved to another netns (a runtime moved it into its container): find
+    /// it there, by its alias, from now on.
+    Relocate {
+        key: String,
+        netns: String,
+        alias: String,
+    },
     List,
     /// Liveness (CNI STATUS).
     Ping,
@@ -26,6 +33,7 @@ pub enum KeeperRequest {
 pub enum KeeperResponse {
     Lease(Box<LeaseReply>),
     Released { found: bool },
+    Relocated,
     Leases { leases: Vec<LeaseSummary> },
     Pong { version: String },
     Error(KeeperError),
@@ -82,6 +90,9 @@ pub struct LeaseRequest {
     pub netns: String,
     /// The container-side interface; it must exist (the keeper brings it up).
     pub ifname: String,
+    /// The link's alias, which finds it when its name is not known (a runtime renamed it).
+    #[serde(default)]
+    pub alias: Option<String>,
     /// DHCPv4 client identifier (option 61).
     #[serde(with = "super::hex")]
     pub client_id: Vec<u8>,

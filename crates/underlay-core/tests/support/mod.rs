@@ -91,6 +91,15 @@ impl World {
             .cloned()
     }
 
+    /// What a container runtime does with a handed-off link: moves it from `from` into `to`
+    /// under `name`.
+    pub fn move_link(&mut self, from: &str, to: &str, old: &str, name: &str) {
+        let index = self.link(from, old).expect("link to move").index;
+        let mut link = self.ns(from).links.remove(&index).unwrap();
+        link.name = name.to_string();
+        self.insert_link(to, link);
+    }
+
     pub fn remove_link(&mut self, ns: &str, name: &str) {
         self.ns(ns).links.retain(|_, l| l.name != name);
     }
@@ -178,6 +187,22 @@ impl FakeNl {
     }
 }
 
+impl FakeNl {
+    /// A child link of `parent`, made in this socket's own namespace.
+    fn create_here(&mut self, mut link: Link, parent: u32, mtu: Option<u32>) -> Result<(), Error> {
+        let mut w = self.world.borrow_mut();
+        w.check("create_child", format!("{} in {}", link.name, self.ns))?;
+        if !w.ns(&self.ns).links.contains_key(&parent) {
+            return Err(Error::from_errno("create", 19));
+        }
+        link.parent = Some(parent);
+        link.mtu = mtu.unwrap_or(1500);
+        let ns = self.ns.clone();
+        w.insert_link(&ns, link);
+        Ok(())
+    }
+}
+
 impl Netlink for FakeNl {
     fn link_by_name(&mut self, name: &str) -> Result<Option<Link>, Error> {
         Ok(self.with(|ns| ns.links.values().find(|l| l.name == name).cloned()))
@@ -188,11 +213,18 @@ impl Netlink for FakeNl {
     fn links(&mut self) -> Result<Vec<Link>, Error> {
         Ok(self.with(|ns| ns.links.values().cloned().collect()))
     }
-    fn create_macvlan(&mut self, _spec: &MacvlanSpec) -> Result<(), Error> {
-        unimplemented!("the engine creates macvlans with create_macvlan_in")
+    fn create_macvlan(&mut self, spec: &MacvlanSpec) -> Result<(), Error> {
+        let mut link = plain_link(&spec.name, spec.mac);
+        link.kind = Some("macvlan".into());
+        link.macvlan_mode = Some(spec.mode);
+        self.create_here(link, spec.parent, spec.mtu)
     }
-    fn create_ipvlan(&mut self, _spec: &IpvlanSpec) -> Result<(), Error> {
-        unimplemented!("the engine creates ipvlans with create_ipvlan_in")
+    fn create_ipvlan(&mut self, spec: &IpvlanSpec) -> Result<(), Error> {
+        let parent_mac = self.with(|ns| ns.links.get(&spec.parent).and_then(|l| l.mac));
+        let mut link = plain_link(&spec.name, parent_mac);
+        link.kind = Some("ipvlan".into());
+        link.ipvlan = Some((spec.mode, spec.flag));
+        self.create_here(link, spec.parent, spec.mtu)
     }
     fn create_vlan(&mut self, spec: &VlanSpec) -> Result<(), Error> {
         self.world
@@ -228,7 +260,11 @@ impl Netlink for FakeNl {
             .borrow_mut()
             .check("rename_link", format!("{index} {name}"))?;
         self.with(|ns| {
-            if ns.links.values().any(|l| l.name == name) {
+            if ns
+                .links
+                .values()
+                .any(|l| l.name == name && l.index != index)
+            {
                 return Err(Error::from_errno("rename", 17));
             }
             ns.links
@@ -400,6 +436,9 @@ impl Kernel for FakeKernel {
             .contains_key(&path)
             .then_some(path))
     }
+    fn host_netns(&mut self) -> Result<(String, std::path::PathBuf), Error> {
+        Ok((HOST.to_string(), HOST.into()))
+    }
     fn netlink_in(&mut self, ns: &String) -> Result<FakeNl, Error> {
         Ok(FakeNl {
             world: self.world.clone(),
@@ -500,6 +539,7 @@ pub fn fixture(containers: &[&str]) -> Fixture {
 pub struct FakeLeases {
     pub requests: Rc<RefCell<Vec<underlay_core::leases::LeaseRequest>>>,
     pub released: Rc<RefCell<Vec<String>>>,
+    pub relocated: Rc<RefCell<Vec<String>>>,
     pub reply: Rc<RefCell<underlay_core::leases::LeaseReply>>,
     /// Refuse the next acquire with this conflict message.
     pub refuse: Rc<RefCell<Option<String>>>,
@@ -520,6 +560,18 @@ impl underlay_core::leases::Leases for FakeLeases {
     fn release(&mut self, key: &str) -> Result<bool, underlay_core::Error> {
         self.released.borrow_mut().push(key.to_string());
         Ok(true)
+    }
+
+    fn relocate(
+        &mut self,
+        key: &str,
+        netns: &str,
+        alias: &str,
+    ) -> Result<(), underlay_core::Error> {
+        self.relocated
+            .borrow_mut()
+            .push(format!("{key} {netns} {alias}"));
+        Ok(())
     }
 }
 

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant as Clock};
 use underlay_linux::{IpNet, Netlink, Netns, Route, RtNetlink};
 
 use super::KeeperResult;
-use crate::leases::{ApplyPolicy, KeeperError, KeeperErrorKind, Lease4Info, Lease6Info};
+use crate::leases::{
+    ApplyPolicy, KeeperError, KeeperErrorKind, Lease4Info, Lease6Info, LeaseRequest,
+};
 use crate::plumbing::{lease4_address, lease4_routes, lease6_address};
 
 /// How long the kernel may take to give an interface its IPv6 link-local address.
@@ -32,9 +34,25 @@ fn not_found(what: impl Into<String>) -> KeeperError {
 }
 
 impl LeaseLink {
-    /// Finds `ifname` in the netns at `path`. With `expected`, the netns must be that one still
-    /// (a container that went away and another netns at the same path are not the same link).
-    pub fn open(path: &str, ifname: &str, expected: Option<(u64, u64)>) -> KeeperResult<LeaseLink> {
+    /// The link of `request`: by name, or by alias when a runtime renamed it. With `expected`,
+    /// the netns must be that one still (a container that went away and another netns at the
+    /// same path are not the same link).
+    pub fn of(request: &LeaseRequest, expected: Option<(u64, u64)>) -> KeeperResult<LeaseLink> {
+        LeaseLink::open(
+            &request.netns,
+            &request.ifname,
+            request.alias.as_deref(),
+            expected,
+        )
+    }
+
+    /// Finds `ifname` (or the link carrying `alias`) in the netns at `path`.
+    pub fn open(
+        path: &str,
+        ifname: &str,
+        alias: Option<&str>,
+        expected: Option<(u64, u64)>,
+    ) -> KeeperResult<LeaseLink> {
         let ns = Netns::open(Path::new(path))
             .map_err(|e| KeeperError::new(KeeperErrorKind::Invalid, format!("netns {path}: {e}")))?
             .ok_or_else(|| not_found(format!("netns {path} does not exist")))?;
@@ -45,7 +63,7 @@ impl LeaseLink {
             )));
         }
         let mut nl = RtNetlink::open_in(&ns).map_err(failed)?;
-        let link = nl.link_by_name(ifname).map_err(failed)?.ok_or_else(|| {
+        let link = find_link(&mut nl, ifname, alias)?.ok_or_else(|| {
             not_found(format!("interface {ifname} does not exist in netns {path}"))
         })?;
         let mac = link.mac.ok_or_else(|| {
@@ -59,7 +77,7 @@ impl LeaseLink {
             netns_id,
             index: link.index,
             mac,
-            ifname: ifname.to_string(),
+            ifname: link.name.clone(),
             nl,
         })
     }
@@ -159,4 +177,24 @@ impl LeaseLink {
         }
         Ok(())
     }
+}
+
+/// The link named `ifname`, or, when `alias` is given, the one carrying it (under any name: a
+/// runtime may have renamed it).
+fn find_link(
+    nl: &mut RtNetlink,
+    ifname: &str,
+    alias: Option<&str>,
+) -> KeeperResult<Option<underlay_linux::Link>> {
+    let named = nl.link_by_name(ifname).map_err(failed)?;
+    let Some(alias) = alias else {
+        return Ok(named);
+    };
+    if let Some(link) = named.filter(|l| l.alias.as_deref() == Some(alias)) {
+        return Ok(Some(link));
+    }
+    let links = nl.links().map_err(failed)?;
+    Ok(links
+        .into_iter()
+        .find(|l| l.alias.as_deref() == Some(alias)))
 }

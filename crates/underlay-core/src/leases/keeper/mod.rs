@@ -44,6 +44,8 @@ pub(crate) fn failed(e: impl std::fmt::Display) -> KeeperError {
 
 /// How often leases of vanished endpoints are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How long a relocated lease waits for its link to arrive in the new netns.
+const RELOCATE_WAIT: Duration = Duration::from_secs(60);
 
 struct Running {
     commands: Sender<Command>,
@@ -88,6 +90,9 @@ impl Keeper {
             KeeperRequest::Release { key } => self
                 .release_lease(&key)
                 .map(|found| KeeperResponse::Released { found }),
+            KeeperRequest::Relocate { key, netns, alias } => self
+                .relocate_lease(&key, &netns, &alias)
+                .map(|()| KeeperResponse::Relocated),
             KeeperRequest::List => self.list().map(|leases| KeeperResponse::Leases { leases }),
             KeeperRequest::Ping => Ok(KeeperResponse::Pong {
                 version: env!("CARGO_PKG_VERSION").to_string(),
@@ -117,13 +122,13 @@ impl Keeper {
         // A repeated acquire (a caller that crashed and retried) replaces the old one; the
         // identity is the same, so the server hands out the same address again.
         self.stop(&req.key, Command::Stop);
-        let mut link = LeaseLink::open(&req.netns, &req.ifname, None)?;
+        let mut link = LeaseLink::of(req, None)?;
         link.bring_up()?;
         // Both families at once: each exchange (and probe) waits on its own server.
         let (v4, v6) = std::thread::scope(|scope| {
             let v6 = req.v6.then(|| {
                 scope.spawn(|| {
-                    let mut link6 = LeaseLink::open(&req.netns, &req.ifname, None)?;
+                    let mut link6 = LeaseLink::of(req, None)?;
                     acquire6(&mut link6, req)
                 })
             });
@@ -192,6 +197,68 @@ impl Keeper {
         self.lock_state().delete_lease(key).map_err(failed)
     }
 
+    /// The lease's link is about to move into `netns` (a runtime moves it into its container):
+    /// from now on it is looked for there, by `alias`. The lease is picked up again as soon as
+    /// the link shows up (the runtime moves it right after it was handed over).
+    pub fn relocate_lease(&self, key: &str, netns: &str, alias: &str) -> KeeperResult<()> {
+        let _busy = self.busy.lock(key);
+        let mut stored = self
+            .lock_state()
+            .lease(key)
+            .map_err(failed)?
+            .ok_or_else(|| {
+                KeeperError::new(
+                    KeeperErrorKind::NotFound,
+                    format!("no lease is kept for {key}"),
+                )
+            })?;
+        let target = underlay_linux::Netns::open(netns)
+            .map_err(failed)?
+            .ok_or_else(|| {
+                KeeperError::new(
+                    KeeperErrorKind::NotFound,
+                    format!("netns {netns} does not exist"),
+                )
+            })?;
+        self.stop(key, Command::Stop);
+        stored.request.netns = netns.to_string();
+        stored.request.alias = Some(alias.to_string());
+        stored.netns_id = target.id().map_err(failed)?;
+        self.lock_state().save_lease(&stored).map_err(failed)?;
+        let keeper = self.clone();
+        std::thread::Builder::new()
+            .name(format!("relocate-{}", short(key)))
+            .spawn(move || keeper.resume_once_there(stored))
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    /// Waits (up to [`RELOCATE_WAIT`]) for a relocated lease's link, then resumes the lease,
+    /// unless it was released or relocated again meanwhile.
+    fn resume_once_there(&self, stored: StoredLease) {
+        let key = stored.request.key.clone();
+        let deadline = std::time::Instant::now() + RELOCATE_WAIT;
+        while LeaseLink::of(&stored.request, Some(stored.netns_id)).is_err() {
+            if std::time::Instant::now() > deadline {
+                return tracing::warn!(%key, netns = %stored.request.netns, "the lease's link never arrived; the lease is kept, not renewed");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _busy = self.busy.lock(&key);
+        let current = self.lock_state().lease(&key).ok().flatten();
+        if current.as_ref() == Some(&stored) && !self.running_now(&key) {
+            self.resume(stored);
+        }
+    }
+
+    fn running_now(&self, key: &str) -> bool {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .is_some_and(|r| !r.thread.is_finished())
+    }
+
     /// Every kept lease, and whether a thread is renewing it.
     pub fn list(&self) -> KeeperResult<Vec<LeaseSummary>> {
         let stored = self.lock_state().leases().map_err(failed)?;
@@ -239,11 +306,7 @@ impl Keeper {
     /// Picks a persisted lease up again.
     fn resume(&self, stored: StoredLease) {
         let key = stored.request.key.clone();
-        let link = match LeaseLink::open(
-            &stored.request.netns,
-            &stored.request.ifname,
-            Some(stored.netns_id),
-        ) {
+        let link = match LeaseLink::of(&stored.request, Some(stored.netns_id)) {
             Ok(link) => link,
             Err(e) => {
                 tracing::info!(%key, reason = %e.message, "lease dropped: its link is gone");
@@ -260,13 +323,12 @@ impl Keeper {
         });
         let v6 = match stored.lease.v6.as_ref() {
             Some(info) => {
-                let mut link6 =
-                    match LeaseLink::open(&stored.request.netns, &stored.request.ifname, None) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            return tracing::warn!(%key, error = %e.message, "cannot resume DHCPv6")
-                        }
-                    };
+                let mut link6 = match LeaseLink::of(&stored.request, None) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        return tracing::warn!(%key, error = %e.message, "cannot resume DHCPv6")
+                    }
+                };
                 match Transport6::open(&mut link6) {
                     Ok(t) => Some((
                         Client6::resume(config6(&stored.request), seed(&key), lease6(info), now()),
@@ -334,6 +396,10 @@ impl Leases for Keeper {
 
     fn release(&mut self, key: &str) -> Result<bool, Error> {
         self.release_lease(key).map_err(Error::from)
+    }
+
+    fn relocate(&mut self, key: &str, netns: &str, alias: &str) -> Result<(), Error> {
+        self.relocate_lease(key, netns, alias).map_err(Error::from)
     }
 }
 

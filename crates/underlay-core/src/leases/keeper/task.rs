@@ -245,7 +245,7 @@ impl Task {
 
     fn link_still_there(&self) -> bool {
         let request: &LeaseRequest = &self.stored.request;
-        LeaseLink::open(&request.netns, &request.ifname, Some(self.stored.netns_id)).is_ok()
+        LeaseLink::of(request, Some(self.stored.netns_id)).is_ok()
     }
 }
 
