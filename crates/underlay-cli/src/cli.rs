@@ -81,6 +81,21 @@ Examples:
   underlay dhcp-daemon
   underlay --dhcp-socket /tmp/dhcp.sock --log-level info dhcp-daemon")]
     DhcpDaemon,
+    /// Serve Docker's network and IPAM plugin protocol (driver and IPAM driver "underlay").
+    #[command(after_help = "\
+Docker finds the plugin by its socket (legacy discovery). Networks it creates are engine networks
+named docker-<12 characters of the Docker ID>: `underlay network ls` shows them. DHCP networks
+(--ipam-opt dhcp=true) use the lease keeper at --dhcp-socket. See docs/docker.md.
+
+Examples:
+  underlay docker-plugin
+  docker network create -d underlay --ipam-driver underlay --subnet 10.0.10.0/24 \\
+      --gateway 10.0.10.1 -o parent=eth0.10 -o mode=macvlan lan10")]
+    DockerPlugin {
+        /// The plugin socket Docker looks for.
+        #[arg(long, default_value = crate::docker::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
     /// Build a self-contained lab from namespaces and run the demo scenario.
     #[command(
         subcommand,

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod docker;
 mod lab;
 mod output;
 
@@ -36,6 +37,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gc => commands::endpoint::gc(&ctx),
         Command::Restore => commands::endpoint::restore(&ctx),
         Command::DhcpDaemon => commands::dhcp::daemon(&ctx),
+        Command::DockerPlugin { socket } => docker::serve(&ctx, &socket),
         Command::Lab(cmd) => lab::run(cmd),
         Command::Cni(cmd) => commands::cni::run(cmd),
         Command::Completions { shell } => commands::docs::completions(shell),

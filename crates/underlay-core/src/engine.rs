@@ -37,7 +37,7 @@ pub const CONFLICT_MEMORY: std::time::Duration = std::time::Duration::from_secs(
 pub struct Engine<K: Kernel> {
     pub(crate) kernel: K,
     pub(crate) state: State,
-    pub(crate) leases: Option<Box<dyn Leases>>,
+    pub(crate) leases: Option<Box<dyn Leases + Send>>,
 }
 
 impl<K: Kernel> Engine<K> {
@@ -50,13 +50,19 @@ impl<K: Kernel> Engine<K> {
     }
 
     /// The lease keeper DHCP networks get their addresses from.
-    pub fn with_leases(mut self, leases: Box<dyn Leases>) -> Self {
+    pub fn with_leases(mut self, leases: Box<dyn Leases + Send>) -> Self {
         self.leases = Some(leases);
         self
     }
 
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// The state, for a front-end's own records (annotations); mutating operations on networks
+    /// and endpoints go through the engine's methods.
+    pub fn state_mut(&mut self) -> &mut State {
+        &mut self.state
     }
 
     pub fn kernel(&mut self) -> &mut K {

@@ -31,7 +31,7 @@ use crate::leases::{endpoint_key, LeaseReply};
 use crate::link::{create_link, set_link_up};
 use crate::names::random_hex;
 use crate::parents::host_link;
-use crate::plumbing::{delete_endpoint_link, lease4_routes, link_named, link_plan};
+use crate::plumbing::{delete_endpoint_link, lease4_routes, link_named, link_plan, UNKNOWN_NETNS};
 use crate::state::unix_now;
 use crate::{
     Connect, Driver, Endpoint, Engine, Error, Family, IfName, MacAddr, Network, Parent, Phase,
@@ -193,20 +193,14 @@ impl<K: Kernel> Engine<K> {
         let net = self.network(network)?;
         let mut ep = self.handoff_endpoint(&net, runtime_id)?;
         let link = self.handoff_link(&ep)?;
-        let ns = self
-            .kernel
-            .open_netns(sandbox)
-            .map_err(Error::kernel(format!(
-                "opening netns {}",
+        // Docker names the sandbox at Join but creates it when the container starts.
+        ep.netns_id = match self.kernel.open_netns(sandbox) {
+            Ok(Some(ns)) => self.kernel.netns_id(&ns).map_err(Error::kernel(format!(
+                "reading netns {}",
                 sandbox.display()
-            )))?;
-        let ns = ns.ok_or_else(|| {
-            Error::NotFound(format!("sandbox {} does not exist", sandbox.display()))
-        })?;
-        ep.netns_id = self.kernel.netns_id(&ns).map_err(Error::kernel(format!(
-            "reading netns {}",
-            sandbox.display()
-        )))?;
+            )))?,
+            _ => UNKNOWN_NETNS,
+        };
         ep.netns = sandbox.display().to_string();
         ep.phase = Phase::Attached;
         self.state.update_endpoint(&ep)?;

@@ -248,8 +248,12 @@ fn open_endpoint_netns<K: Kernel>(kernel: &mut K, ep: &Endpoint) -> Result<Optio
     let id = kernel
         .netns_id(&ns)
         .map_err(Error::kernel(format!("reading netns {}", ep.netns)))?;
-    Ok((id == ep.netns_id).then_some(ns))
+    Ok((id == ep.netns_id || ep.netns_id == UNKNOWN_NETNS).then_some(ns))
 }
+
+/// The identity of a netns that did not exist yet when it was recorded: a runtime's sandbox
+/// is named at Join and created when the container starts.
+pub(crate) const UNKNOWN_NETNS: (u64, u64) = (0, 0);
 
 pub(crate) fn link_named<N: Netlink>(nl: &mut N, name: &str) -> Result<Option<Link>, Error> {
     nl.link_by_name(name)

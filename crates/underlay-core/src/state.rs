@@ -54,6 +54,13 @@ CREATE TABLE IF NOT EXISTS owned_parents (
     name TEXT PRIMARY KEY,
     kind TEXT NOT NULL
 );
+-- What a front-end keeps about its own protocol (Docker's IPAM pools), by scope and key.
+CREATE TABLE IF NOT EXISTS annotations (
+    scope TEXT NOT NULL,
+    key   TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (scope, key)
+);
 -- DHCP leases the lease keeper holds, with what it needs to renew them after a restart.
 CREATE TABLE IF NOT EXISTS dhcp_leases (
     key       TEXT PRIMARY KEY,
@@ -584,6 +591,43 @@ impl State {
             return Ok(Vec::new());
         };
         Ok(SqliteStore::new(&self.conn).reservations(&pool.id)?)
+    }
+}
+
+impl State {
+    /// Records `value` under (`scope`, `key`), replacing what was there.
+    pub fn put_annotation(&mut self, scope: &str, key: &str, value: &str) -> Result<(), Error> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO annotations (scope, key, value) VALUES (?1, ?2, ?3)",
+            )?
+            .execute([scope, key, value])?;
+        Ok(())
+    }
+
+    pub fn annotation(&self, scope: &str, key: &str) -> Result<Option<String>, Error> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT value FROM annotations WHERE scope = ?1 AND key = ?2")?
+            .query_row([scope, key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Every (key, value) of `scope`, by key.
+    pub fn annotations(&self, scope: &str) -> Result<Vec<(String, String)>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT key, value FROM annotations WHERE scope = ?1 ORDER BY key")?;
+        let rows = stmt.query_map([scope], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn delete_annotation(&mut self, scope: &str, key: &str) -> Result<bool, Error> {
+        let n = self
+            .conn
+            .prepare_cached("DELETE FROM annotations WHERE scope = ?1 AND key = ?2")?
+            .execute([scope, key])?;
+        Ok(n > 0)
     }
 }
 

@@ -63,7 +63,7 @@ fn v4(address: &str) -> LeaseReply {
 
 fn setup(driver: &str) -> (Fixture, FakeLeases) {
     let (mut f, leases) = fixture_with_leases(&["/run/netns/c1", "/run/netns/c2"]);
-    *leases.reply.borrow_mut() = v4("198.51.100.40");
+    *leases.reply.lock().unwrap() = v4("198.51.100.40");
     f.engine.create_network(&dhcp_lan(driver, &[])).unwrap();
     (f, leases)
 }
@@ -73,7 +73,7 @@ fn a_connect_configures_what_the_lease_says() {
     let (mut f, leases) = setup("macvlan");
     let ep = f.engine.connect(&connect("c1")).unwrap();
     assert_eq!(ep.ipv4, Some(ip("198.51.100.40")));
-    let requests = leases.requests.borrow();
+    let requests = leases.requests.lock().unwrap();
     let req = &requests[0];
     assert_eq!(req.key, format!("endpoint/{}", ep.id));
     assert_eq!(
@@ -120,7 +120,7 @@ fn the_identity_is_stable_for_a_name_and_differs_between_names() {
     assert_eq!(first.mac, again.mac, "a recreated container keeps its MAC");
     assert_ne!(first.mac, other.mac);
     assert_eq!(first.mac.0[0] & 3, 2, "locally administered unicast");
-    let requests = leases.requests.borrow();
+    let requests = leases.requests.lock().unwrap();
     assert_eq!(requests[0].client_id, requests[1].client_id);
     assert_eq!(requests[0].duid, requests[1].duid);
     assert_ne!(requests[0].client_id, requests[2].client_id);
@@ -130,7 +130,10 @@ fn the_identity_is_stable_for_a_name_and_differs_between_names() {
 fn ipvlan_asks_for_broadcast_answers() {
     let (mut f, leases) = setup("ipvlan");
     f.engine.connect(&connect("c1")).unwrap();
-    assert!(leases.requests.borrow()[0].broadcast, "the MAC is shared");
+    assert!(
+        leases.requests.lock().unwrap()[0].broadcast,
+        "the MAC is shared"
+    );
 }
 
 #[test]
@@ -142,7 +145,7 @@ fn overrides_reach_the_keeper() {
     req.mac = Some("02:aa:bb:cc:dd:ee".into());
     let ep = f.engine.connect(&req).unwrap();
     assert_eq!(ep.mac.to_string(), "02:aa:bb:cc:dd:ee");
-    let r = &leases.requests.borrow()[0];
+    let r = &leases.requests.lock().unwrap()[0];
     assert_eq!(r.client_id, [1, 2, 0, 0, 0, 0, 9]);
     assert_eq!(r.hostname.as_deref(), Some("web-1"));
 }
@@ -150,11 +153,11 @@ fn overrides_reach_the_keeper() {
 #[test]
 fn a_refused_lease_leaves_nothing() {
     let (mut f, leases) = setup("macvlan");
-    *leases.refuse.borrow_mut() =
+    *leases.refuse.lock().unwrap() =
         Some("every address the DHCPv4 server offered is already in use".into());
     let err = f.engine.connect(&connect("c1")).unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err}");
-    assert!(f.world.borrow().link_names("/run/netns/c1").is_empty());
+    assert!(f.world.borrow_mut().link_names("/run/netns/c1").is_empty());
     assert!(f.engine.state().all_endpoints().unwrap().is_empty());
 }
 
@@ -163,9 +166,9 @@ fn a_failure_after_the_lease_gives_it_back() {
     let (mut f, leases) = setup("macvlan");
     f.world.borrow_mut().fail = vec!["add_route"];
     f.engine.connect(&connect("c1")).unwrap_err();
-    let key = leases.requests.borrow()[0].key.clone();
-    assert_eq!(*leases.released.borrow(), [key]);
-    assert!(f.world.borrow().link_names("/run/netns/c1").is_empty());
+    let key = leases.requests.lock().unwrap()[0].key.clone();
+    assert_eq!(*leases.released.lock().unwrap(), [key]);
+    assert!(f.world.borrow_mut().link_names("/run/netns/c1").is_empty());
     assert!(f.engine.state().all_endpoints().unwrap().is_empty());
 }
 
@@ -179,8 +182,11 @@ fn disconnect_gives_the_lease_back() {
             target: "c1".into(),
         })
         .unwrap();
-    assert_eq!(*leases.released.borrow(), [format!("endpoint/{}", ep.id)]);
-    let calls = f.world.borrow().calls.clone();
+    assert_eq!(
+        *leases.released.lock().unwrap(),
+        [format!("endpoint/{}", ep.id)]
+    );
+    let calls = f.world.borrow_mut().calls.clone();
     assert!(
         calls.last().unwrap().starts_with("delete_link"),
         "{calls:?}"
@@ -196,5 +202,5 @@ fn without_a_keeper_a_dhcp_connect_says_so() {
         err,
         "network lan takes addresses from DHCP, but no lease keeper is configured"
     );
-    assert!(f.world.borrow().link_names("/run/netns/c1").is_empty());
+    assert!(f.world.borrow_mut().link_names("/run/netns/c1").is_empty());
 }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tempfile::TempDir;
@@ -537,12 +538,12 @@ pub fn fixture(containers: &[&str]) -> Fixture {
 /// A lease keeper that grants a fixed lease and records what it was asked.
 #[derive(Clone, Default)]
 pub struct FakeLeases {
-    pub requests: Rc<RefCell<Vec<underlay_core::leases::LeaseRequest>>>,
-    pub released: Rc<RefCell<Vec<String>>>,
-    pub relocated: Rc<RefCell<Vec<String>>>,
-    pub reply: Rc<RefCell<underlay_core::leases::LeaseReply>>,
+    pub requests: Arc<Mutex<Vec<underlay_core::leases::LeaseRequest>>>,
+    pub released: Arc<Mutex<Vec<String>>>,
+    pub relocated: Arc<Mutex<Vec<String>>>,
+    pub reply: Arc<Mutex<underlay_core::leases::LeaseReply>>,
     /// Refuse the next acquire with this conflict message.
-    pub refuse: Rc<RefCell<Option<String>>>,
+    pub refuse: Arc<Mutex<Option<String>>>,
 }
 
 impl underlay_core::leases::Leases for FakeLeases {
@@ -550,15 +551,15 @@ impl underlay_core::leases::Leases for FakeLeases {
         &mut self,
         request: &underlay_core::leases::LeaseRequest,
     ) -> Result<underlay_core::leases::LeaseReply, underlay_core::Error> {
-        self.requests.borrow_mut().push(request.clone());
-        if let Some(why) = self.refuse.borrow_mut().take() {
+        self.requests.lock().unwrap().push(request.clone());
+        if let Some(why) = self.refuse.lock().unwrap().take() {
             return Err(underlay_core::Error::Conflict(why));
         }
-        Ok(self.reply.borrow().clone())
+        Ok(self.reply.lock().unwrap().clone())
     }
 
     fn release(&mut self, key: &str) -> Result<bool, underlay_core::Error> {
-        self.released.borrow_mut().push(key.to_string());
+        self.released.lock().unwrap().push(key.to_string());
         Ok(true)
     }
 
@@ -569,7 +570,8 @@ impl underlay_core::leases::Leases for FakeLeases {
         alias: &str,
     ) -> Result<(), underlay_core::Error> {
         self.relocated
-            .borrow_mut()
+            .lock()
+            .unwrap()
             .push(format!("{key} {netns} {alias}"));
         Ok(())
     }

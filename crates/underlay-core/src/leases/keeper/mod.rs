@@ -33,6 +33,7 @@ use super::proto::{
     LeaseSummary,
 };
 use super::Leases;
+use crate::plumbing::UNKNOWN_NETNS;
 use crate::state::StoredLease;
 use crate::{Error, State};
 
@@ -193,7 +194,12 @@ impl Keeper {
         if self.stop(key, Command::Release) {
             return Ok(true);
         }
-        // Kept but not running (its task ended on an error): forget it.
+        // Kept but not running (waiting for its link after a relocation, or its task ended on
+        // an error): tell the servers from wherever the link is now, then forget it.
+        let stored = self.lock_state().lease(key).map_err(failed)?;
+        if let Some(stored) = &stored {
+            release_stored(stored);
+        }
         self.lock_state().delete_lease(key).map_err(failed)
     }
 
@@ -212,18 +218,12 @@ impl Keeper {
                     format!("no lease is kept for {key}"),
                 )
             })?;
-        let target = underlay_linux::Netns::open(netns)
-            .map_err(failed)?
-            .ok_or_else(|| {
-                KeeperError::new(
-                    KeeperErrorKind::NotFound,
-                    format!("netns {netns} does not exist"),
-                )
-            })?;
         self.stop(key, Command::Stop);
         stored.request.netns = netns.to_string();
         stored.request.alias = Some(alias.to_string());
-        stored.netns_id = target.id().map_err(failed)?;
+        // The netns may not exist yet (a sandbox is named before it is made): its identity is
+        // taken when the link shows up in it.
+        stored.netns_id = UNKNOWN_NETNS;
         self.lock_state().save_lease(&stored).map_err(failed)?;
         let keeper = self.clone();
         std::thread::Builder::new()
@@ -238,17 +238,27 @@ impl Keeper {
     fn resume_once_there(&self, stored: StoredLease) {
         let key = stored.request.key.clone();
         let deadline = std::time::Instant::now() + RELOCATE_WAIT;
-        while LeaseLink::of(&stored.request, Some(stored.netns_id)).is_err() {
+        let link = loop {
+            if let Ok(link) = LeaseLink::of(&stored.request, None) {
+                break link;
+            }
             if std::time::Instant::now() > deadline {
                 return tracing::warn!(%key, netns = %stored.request.netns, "the lease's link never arrived; the lease is kept, not renewed");
             }
             std::thread::sleep(Duration::from_millis(50));
-        }
+        };
         let _busy = self.busy.lock(&key);
         let current = self.lock_state().lease(&key).ok().flatten();
-        if current.as_ref() == Some(&stored) && !self.running_now(&key) {
-            self.resume(stored);
+        if current.as_ref() != Some(&stored) || self.running_now(&key) {
+            return; // released or relocated again meanwhile
         }
+        let mut arrived = stored;
+        arrived.netns_id = link.netns_id;
+        drop(link);
+        if let Err(e) = self.lock_state().save_lease(&arrived) {
+            return tracing::warn!(%key, error = %e, "cannot record where the lease's link arrived");
+        }
+        self.resume(arrived);
     }
 
     fn running_now(&self, key: &str) -> bool {
@@ -464,6 +474,39 @@ fn check(req: &LeaseRequest) -> KeeperResult<()> {
         return invalid("a DHCPv6 lease needs a DUID".into());
     }
     Ok(())
+}
+
+/// RELEASE for a lease no task is holding: from its link, wherever it is now; best effort.
+fn release_stored(stored: &StoredLease) {
+    let key = &stored.request.key;
+    let Ok(mut link) = LeaseLink::of(&stored.request, None) else {
+        return tracing::info!(%key, "lease forgotten without RELEASE: its link is gone");
+    };
+    // A link a runtime moved back out of its container comes back down.
+    if let Err(e) = link.bring_up() {
+        tracing::warn!(%key, error = %e.message, "cannot bring the lease's link up for its RELEASE");
+    }
+    if let Some(info) = &stored.lease.v4 {
+        let config = config4(&stored.request, link.mac);
+        let mut client = Client4::resume(config, seed(key), lease4(info), now());
+        if let Some(tx) = client.release(now()) {
+            let mut transport = Transport4::default();
+            let sent = match link.has_address(tx.src.into()) {
+                true => transport.send(&link, &tx),
+                false => transport.send_raw(&link, &tx),
+            };
+            if let Err(e) = sent {
+                tracing::warn!(%key, error = %e.message, "could not send a DHCPv4 RELEASE");
+            }
+        }
+    }
+    if let Some(info) = &stored.lease.v6 {
+        let mut client = Client6::resume(config6(&stored.request), seed(key), lease6(info), now());
+        match Transport6::open(&mut link) {
+            Ok(mut transport) => give_back6(&mut client, &mut transport),
+            Err(e) => tracing::warn!(%key, error = %e.message, "could not send a DHCPv6 RELEASE"),
+        }
+    }
 }
 
 /// A lease acquired for a request that then failed goes back at once.
