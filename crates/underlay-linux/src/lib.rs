@@ -7,6 +7,7 @@
 
 mod error;
 mod kernel;
+mod monitor;
 mod netlink;
 mod netns;
 mod packet;
@@ -17,6 +18,7 @@ mod unix_socket;
 
 pub use error::Error;
 pub use kernel::LinuxKernel;
+pub use monitor::{LinkEvent, LinkMonitor};
 pub use netlink::RtNetlink;
 pub use netns::Netns;
 pub use packet::{FrameSocket, PacketSocket};

@@ -528,7 +528,7 @@ fn from_packet_mode(mode: MacVlanMode) -> Option<MacvlanMode> {
 }
 
 /// The [`Link`] a `RTM_NEWLINK` message describes; `None` when it has no name.
-fn link_from_message(message: LinkMessage) -> Option<Link> {
+pub(crate) fn link_from_message(message: LinkMessage) -> Option<Link> {
     let flags = message.header.flags;
     let mut link = Link {
         index: message.header.index,
@@ -537,6 +537,7 @@ fn link_from_message(message: LinkMessage) -> Option<Link> {
         mac: None,
         mtu: 0,
         up: flags.contains(LinkFlags::Up),
+        carrier: flags.contains(LinkFlags::LowerUp),
         loopback: flags.contains(LinkFlags::Loopback),
         parent: None,
         macvlan_mode: None,

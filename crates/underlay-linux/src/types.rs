@@ -12,6 +12,9 @@ pub struct Link {
     pub mtu: u32,
     /// Administratively up (`IFF_UP`).
     pub up: bool,
+    /// The link has carrier (`IFF_LOWER_UP`): a macvlan/ipvlan child of a parent without it
+    /// passes no traffic.
+    pub carrier: bool,
     /// `IFF_LOOPBACK`.
     pub loopback: bool,
     /// `IFLA_LINK`: the parent's index for macvlan/ipvlan/vlan (in the link's netns or the

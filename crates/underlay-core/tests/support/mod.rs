@@ -122,6 +122,7 @@ pub fn plain_link(name: &str, mac: Option<[u8; 6]>) -> Link {
         mac,
         mtu: 1500,
         up: false,
+        carrier: true,
         loopback: false,
         parent: None,
         macvlan_mode: None,
