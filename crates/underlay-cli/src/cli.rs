@@ -141,6 +141,9 @@ Options (-o):
   ipvlan_flag=FLAG       ipvlan: bridge (default), private or vepa
   mtu=N                  MTU of container links (68..65535, at most the parent's)
   metric=N               metric of the containers' default routes (0..4294967295)
+  host_access=true       the host gets a link of its own on the parent, so that it reaches its
+                         containers and they reach it (see `network update --help`)
+  host_access_ip=IP      its IPv4 address (default: one from the pool); host_access_ip6=IP6
 
 IPAM options (--ipam-opt):
   ipv6_mode=MODE         static (an address from the IPv6 --subnet; default with one), dhcpv6,
@@ -175,6 +178,21 @@ Examples:
     Inspect {
         #[arg(required = true)]
         names: Vec<String>,
+    },
+    /// Change a network: turn host access on or off.
+    #[command(after_help = "\
+--host-access on gives the host a link of its own on the network's parent (ulh<12 of the ID>),
+with an address from each pool (or -o host_access_ip= given at create), and a route to every
+endpoint through it: the host reaches its containers, and they reach the host at that address.
+off removes it.
+
+Examples:
+  underlay network update lan --host-access on
+  underlay network update lan --host-access off")]
+    Update {
+        name: String,
+        #[arg(long, value_enum)]
+        host_access: Option<OnOff>,
     },
     /// Remove networks.
     #[command(
@@ -301,6 +319,12 @@ pub enum LabCommand {
     Up,
     /// Tear the lab down.
     Down,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -72,6 +72,7 @@ impl<K: Kernel> Engine<K> {
         };
         self.state.set_phase(&ep.id, Phase::Attached)?;
         crash_point("attach-committed");
+        self.follow_endpoints(&net);
         tracing::info!(network = %net.name(), endpoint = %ep.name, netns = %ep.netns, mac = %ep.mac,
             ipv4 = ?ep.ipv4, ipv6 = ?ep.ipv6, "endpoint attached");
         Ok(Endpoint {
@@ -210,6 +211,7 @@ impl<K: Kernel> Engine<K> {
         delete_endpoint_link(&mut self.kernel, ep)?;
         crash_point("detach-unplumbed");
         self.state.delete_endpoint(net, &ep.id)?;
+        self.follow_endpoints(net);
         tracing::info!(network = %net.name(), endpoint = %ep.name, "endpoint detached");
         Ok(())
     }

@@ -93,6 +93,12 @@ impl<K: Kernel> Engine<K> {
             let _ = release_parent(&mut self.kernel, &mut self.state, &net.parent_name());
             return Err(err);
         }
+        if let Err(err) = self.ensure_shim(&net) {
+            let _ = self.remove_shim(&net);
+            let _ = self.state.delete_network(&net);
+            let _ = release_parent(&mut self.kernel, &mut self.state, &net.parent_name());
+            return Err(err);
+        }
         tracing::info!(network = %net.name(), id = %net.id, parent = %net.parent_name(), "network created");
         Ok(net)
     }
@@ -145,6 +151,7 @@ impl<K: Kernel> Engine<K> {
             self.detach(&net, ep)?;
         }
         crash_point("rm-detached");
+        self.remove_shim(&net)?;
         self.state.delete_network(&net)?;
         release_parent(&mut self.kernel, &mut self.state, &net.parent_name())?;
         tracing::info!(network = %net.name(), detached = endpoints.len(), "network removed");
@@ -158,6 +165,7 @@ impl<K: Kernel> Engine<K> {
         let mut report = self.roll_back_interrupted()?;
         report.released = self.release_stale_endpoints()?;
         report.released.extend(self.expire_pending_locked()?);
+        self.ensure_shims()?;
         report.conflicts_forgotten = self.state.forget_old_conflicts(CONFLICT_MEMORY)?;
         Ok(report)
     }
@@ -174,7 +182,19 @@ impl<K: Kernel> Engine<K> {
             }
         }
         report.released = self.release_stale_endpoints()?;
+        self.ensure_shims()?;
         Ok(report)
+    }
+
+    /// Every network with host access gets its link back (after a reboot, a parent reset) and
+    /// routes that match its endpoints.
+    fn ensure_shims(&mut self) -> Result<(), Error> {
+        for net in self.state.networks()? {
+            if let Err(e) = self.ensure_shim(&net) {
+                tracing::warn!(network = %net.name(), error = %e, "could not restore host access");
+            }
+        }
+        Ok(())
     }
 
     fn roll_back_interrupted(&mut self) -> Result<RepairReport, Error> {

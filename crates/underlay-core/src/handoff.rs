@@ -210,6 +210,7 @@ impl<K: Kernel> Engine<K> {
                 leases.relocate(&endpoint_key(&ep.id), &ep.netns, &ep.link_alias())?;
             }
         }
+        self.follow_endpoints(&net);
         tracing::info!(network = %net.name(), endpoint = %ep.name, sandbox = %ep.netns, link = %link.name, "handoff endpoint joined");
         Ok(handoff(&net, &ep, lease.as_ref()))
     }

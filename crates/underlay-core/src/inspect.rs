@@ -4,10 +4,10 @@ use serde_json::{json, Map, Value};
 
 use crate::leases::{endpoint_key, LeaseReply};
 use crate::state::ConflictMark;
-use crate::{Endpoint, Error, Family, IpConfig, IpamDriver, Ipv6Mode, Network, State};
+use crate::{Endpoint, Error, Family, Health, IpConfig, IpamDriver, Ipv6Mode, Network, State};
 
-/// `network inspect` for one network, with its endpoints.
-pub fn inspect_json(state: &State, net: &Network) -> Result<Value, Error> {
+/// `network inspect` for one network, with its endpoints and (when known) its health.
+pub fn inspect_json(state: &State, net: &Network, health: Option<&Health>) -> Result<Value, Error> {
     let mut endpoints = Map::new();
     for ep in state.endpoints(&net.id)? {
         let lease = match net.uses_dhcp() {
@@ -39,6 +39,7 @@ pub fn inspect_json(state: &State, net: &Network) -> Result<Value, Error> {
         "Options": spec.options,
         "Labels": spec.labels,
         "Endpoints": endpoints,
+        "Status": health,
     }))
 }
 
@@ -101,7 +102,7 @@ fn endpoint_json(net: &Network, ep: &Endpoint, lease: Option<&LeaseReply>) -> Va
 }
 
 /// One row of `network ls --format json`.
-pub fn list_json(state: &State, net: &Network) -> Result<Value, Error> {
+pub fn list_json(state: &State, net: &Network, health: Option<&Health>) -> Result<Value, Error> {
     let spec = &net.spec;
     Ok(json!({
         "Name": spec.name,
@@ -112,5 +113,6 @@ pub fn list_json(state: &State, net: &Network) -> Result<Value, Error> {
         "Endpoints": state.endpoints(&net.id)?.len(),
         "Internal": spec.internal,
         "Created": net.created,
+        "Status": health.map_or("unknown", Health::name),
     }))
 }

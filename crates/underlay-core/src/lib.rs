@@ -12,6 +12,8 @@ pub mod crash;
 mod engine;
 mod error;
 mod handoff;
+mod health;
+mod host_access;
 mod identity;
 mod inspect;
 pub mod leases;
@@ -30,9 +32,12 @@ pub use addressing::{Addressing, IpamDriver, Ipv6Mode, DEFAULT_DHCP_TIMEOUT, DEF
 pub use engine::{Engine, RepairReport};
 pub use error::Error;
 pub use handoff::{CreateHandoff, Handoff, PrepareAddress, Prepared, PENDING_LIFETIME_SECS};
+pub use health::{network_health, Health, HealthState};
 pub use inspect::{inspect_json, list_json};
 pub use link::{create_link, default_route, plumb_link, LinkKind, LinkPlan};
-pub use model::{Driver, Endpoint, Family, IpConfig, Network, NetworkSpec, Parent, Phase};
+pub use model::{
+    Driver, Endpoint, Family, HostAccess, IpConfig, Network, NetworkSpec, Parent, Phase,
+};
 pub use names::{IfName, MacAddr};
 pub use request::{Connect, CreateNetwork, Disconnect};
 pub use state::{State, DEFAULT_STATE_DIR};

@@ -122,6 +122,28 @@ pub struct NetworkSpec {
     /// Where addresses come from (absent in networks stored before DHCP existed: local).
     #[serde(default)]
     pub ipam: Addressing,
+    /// The host reaches the network's containers (and they it) through a link of its own on
+    /// the parent (`-o host_access=true`).
+    #[serde(default)]
+    pub host_access: Option<HostAccess>,
+}
+
+/// The host's own link into a network (macvlan children cannot talk to their parent).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostAccess {
+    /// Addresses given with `-o host_access_ip=`/`host_access_ip6=`; otherwise the link gets
+    /// one from each pool.
+    pub ipv4: Option<IpAddr>,
+    pub ipv6: Option<IpAddr>,
+}
+
+impl HostAccess {
+    pub fn address(&self, family: Family) -> Option<IpAddr> {
+        match family {
+            Family::V4 => self.ipv4,
+            Family::V6 => self.ipv6,
+        }
+    }
 }
 
 impl NetworkSpec {
@@ -178,6 +200,11 @@ impl Network {
     /// Whether endpoints take addresses from the lease keeper.
     pub fn uses_dhcp(&self) -> bool {
         self.spec.uses_dhcp()
+    }
+
+    /// The host-side link of a network with host access: `ulh` + 12 characters of the ID.
+    pub fn shim_name(&self) -> IfName {
+        IfName::new_unchecked(format!("ulh{}", &self.id[..12]))
     }
 
     /// The IPAM pool of one family (`<network id>/v4`).

@@ -137,8 +137,12 @@ pub(crate) fn release_unused_parents<K: Kernel>(
     Ok(())
 }
 
+/// A parent is in use while a network hangs off it; a host-access link while its network has
+/// host access.
 fn parent_in_use(state: &State, name: &IfName) -> Result<bool, Error> {
-    Ok(state.networks()?.iter().any(|n| &n.parent_name() == name))
+    Ok(state.networks()?.iter().any(|n| {
+        &n.parent_name() == name || (n.spec.host_access.is_some() && &n.shim_name() == name)
+    }))
 }
 
 /// What `restore` did to one parent.

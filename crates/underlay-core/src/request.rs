@@ -11,7 +11,7 @@ use underlay_linux::{IpvlanFlag, IpvlanMode, MacvlanMode};
 
 use crate::addressing::{Addressing, IpamDriver, Ipv6Mode};
 use crate::model::{parse_ipvlan_flag, parse_ipvlan_mode, parse_macvlan_mode};
-use crate::{Driver, Error, Family, IfName, IpConfig, MacAddr, NetworkSpec, Parent};
+use crate::{Driver, Error, Family, HostAccess, IfName, IpConfig, MacAddr, NetworkSpec, Parent};
 
 /// `network create`, with every value still as text.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -68,7 +68,16 @@ pub struct Disconnect {
     pub target: String,
 }
 
-const MACVLAN_OPTIONS: &[&str] = &["parent", "vlan", "macvlan_mode", "mtu", "metric"];
+const MACVLAN_OPTIONS: &[&str] = &[
+    "parent",
+    "vlan",
+    "macvlan_mode",
+    "mtu",
+    "metric",
+    "host_access",
+    "host_access_ip",
+    "host_access_ip6",
+];
 const IPVLAN_OPTIONS: &[&str] = &[
     "parent",
     "vlan",
@@ -76,6 +85,9 @@ const IPVLAN_OPTIONS: &[&str] = &[
     "ipvlan_flag",
     "mtu",
     "metric",
+    "host_access",
+    "host_access_ip",
+    "host_access_ip6",
 ];
 
 impl CreateNetwork {
@@ -87,6 +99,7 @@ impl CreateNetwork {
         let ipam = self.addressing()?;
         check_layer2_needs(&driver, &ipam)?;
         let (ipv4, ipv6) = self.ip_configs(&driver, &ipam)?;
+        let host_access = host_access(&options, ipv4.as_ref(), ipv6.as_ref(), &ipam)?;
         Ok(NetworkSpec {
             ipam,
             name: self.name.clone(),
@@ -102,6 +115,7 @@ impl CreateNetwork {
                 .unwrap_or(0),
             internal: self.internal,
             labels: parse_pairs("--label", &self.labels)?,
+            host_access,
             options,
         })
     }
@@ -350,6 +364,62 @@ impl Connect {
             duid: parse("--dhcp-duid", &self.dhcp_duid)?,
         })
     }
+}
+
+/// `-o host_access=true [-o host_access_ip=IP] [-o host_access_ip6=IP6]`. An explicit address
+/// must be in its family's subnet; a family whose addresses come from DHCP has no pool to take
+/// one from, so it needs one given.
+pub(crate) fn host_access(
+    options: &BTreeMap<String, String>,
+    ipv4: Option<&IpConfig>,
+    ipv6: Option<&IpConfig>,
+    ipam: &Addressing,
+) -> Result<Option<HostAccess>, Error> {
+    let on = match options.get("host_access").map(String::as_str) {
+        None | Some("false" | "off" | "0") => false,
+        Some("true" | "on" | "1") => true,
+        Some(other) => {
+            return Err(Error::invalid(format!(
+                "invalid host_access {other:?}: expected true or false"
+            )))
+        }
+    };
+    let given =
+        |key: &str, family: Family, config: Option<&IpConfig>| -> Result<Option<IpAddr>, Error> {
+            let Some(text) = options.get(key) else {
+                return Ok(None);
+            };
+            let ip = parse_ip(text)?;
+            if Family::of(ip) != family {
+                return Err(Error::invalid(format!(
+                    "{key} {ip} is not an {} address",
+                    family.name()
+                )));
+            }
+            if let Some(c) = config.filter(|c| !c.subnet.contains(ip)) {
+                return Err(Error::invalid(format!(
+                    "{key} {ip} is not in subnet {}",
+                    c.subnet
+                )));
+            }
+            Ok(Some(ip))
+        };
+    let access = HostAccess {
+        ipv4: given("host_access_ip", Family::V4, ipv4)?,
+        ipv6: given("host_access_ip6", Family::V6, ipv6)?,
+    };
+    if !on {
+        return match (access.ipv4, access.ipv6) {
+            (None, None) => Ok(None),
+            _ => Err(Error::invalid("host_access_ip needs -o host_access=true")),
+        };
+    }
+    if ipam.driver == IpamDriver::Dhcp && access.ipv4.is_none() {
+        return Err(Error::invalid(
+            "host_access on a DHCP network needs -o host_access_ip=IP: an address of the LAN the DHCP server does not hand out",
+        ));
+    }
+    Ok(Some(access))
 }
 
 /// DHCP and conflict detection speak broadcast and ARP: ipvlan L3/L3S passes neither.

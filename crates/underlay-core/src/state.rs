@@ -14,7 +14,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use underlay_ipam::{allocate, reserve_in_subnet, reserve_static, IpamError, SqliteStore, Store};
 
 use crate::leases::{LeaseReply, LeaseRequest};
-use crate::{Endpoint, Error, Family, MacAddr, Network, NetworkSpec, Phase};
+use crate::{Endpoint, Error, Family, HostAccess, MacAddr, Network, NetworkSpec, Phase};
 
 /// Where the state lives unless `--state-dir` / `UNDERLAY_STATE_DIR` say otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/underlay";
@@ -185,8 +185,57 @@ impl State {
                     .map_err(|e| Error::invalid(e.to_string()))?;
             }
         }
+        reserve_host_access(&mut store, net)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Turns host access on (`Some`, reserving its addresses) or off (releasing them), in one
+    /// transaction with the network's definition.
+    pub fn set_host_access(
+        &mut self,
+        net: &Network,
+        access: Option<HostAccess>,
+    ) -> Result<Network, Error> {
+        let mut net = net.clone();
+        net.spec.host_access = access;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let spec = serde_json::to_string(&net.spec).map_err(|e| Error::State(e.to_string()))?;
+        tx.execute(
+            "UPDATE networks SET spec = ?2 WHERE id = ?1",
+            params![net.id, spec],
+        )?;
+        let mut store = SqliteStore::new(&tx);
+        for family in [Family::V4, Family::V6] {
+            if let Some(pool) = net.pool(family) {
+                store.release_owner(&pool.id, HOST_ACCESS_OWNER)?;
+            }
+        }
+        reserve_host_access(&mut store, &net)?;
+        tx.commit()?;
+        Ok(net)
+    }
+
+    /// The host-access link's addresses: the given ones, or the ones its pools reserved for it.
+    pub fn host_access_addresses(&self, net: &Network) -> Result<Vec<IpAddr>, Error> {
+        let Some(access) = &net.spec.host_access else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for family in [Family::V4, Family::V6] {
+            if let Some(ip) = access.address(family) {
+                out.push(ip);
+            } else if let Some(held) = self
+                .reservations(net, family)?
+                .into_iter()
+                .find(|r| r.owner == HOST_ACCESS_OWNER)
+            {
+                out.push(held.ip);
+            }
+        }
+        Ok(out)
     }
 
     /// Deletes a network (which must have no endpoints) and every reservation of its pools.
@@ -725,6 +774,28 @@ impl State {
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Error> {
     serde_json::to_string(value).map_err(|e| Error::State(e.to_string()))
+}
+
+/// Owner of the addresses of a network's host-access link.
+pub(crate) const HOST_ACCESS_OWNER: &str = "host access";
+
+fn reserve_host_access(store: &mut SqliteStore<'_>, net: &Network) -> Result<(), Error> {
+    let Some(access) = &net.spec.host_access else {
+        return Ok(());
+    };
+    for family in [Family::V4, Family::V6] {
+        let Some(pool) = net.pool(family) else {
+            continue;
+        };
+        match access.address(family) {
+            Some(ip) => reserve_in_subnet(store, &pool, ip, HOST_ACCESS_OWNER)
+                .map_err(|e| Error::Conflict(format!("host access address: {e}")))?,
+            None => {
+                allocate(store, &pool, HOST_ACCESS_OWNER)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn update_endpoint_addresses(conn: &Connection, ep: &Endpoint) -> Result<(), Error> {

@@ -81,7 +81,7 @@ fn a_live_pool_address_is_skipped_and_stays_marked() {
     let c2 = f.engine.connect(&connect("c2", None)).unwrap();
     assert_eq!(c2.ipv4, Some(ip("198.51.100.5")));
     let net = f.engine.state().network("lan").unwrap().unwrap();
-    let shown = underlay_core::inspect_json(f.engine.state(), &net).unwrap();
+    let shown = underlay_core::inspect_json(f.engine.state(), &net, None).unwrap();
     assert_eq!(
         shown["IPAM"]["LiveOnLan"]["198.51.100.2"]["AnsweredBy"],
         "02:00:00:00:00:22"

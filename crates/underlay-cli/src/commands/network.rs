@@ -1,9 +1,10 @@
 use std::process::ExitCode;
 
-use underlay_core::{inspect_json, list_json, CreateNetwork};
+use underlay_core::{inspect_json, list_json, network_health, CreateNetwork, Health};
+use underlay_linux::RtNetlink;
 
 use super::{open_engine, open_state, Ctx};
-use crate::cli::{CreateArgs, Format, NetworkCommand};
+use crate::cli::{CreateArgs, Format, NetworkCommand, OnOff};
 use crate::output::print_table;
 
 pub fn run(ctx: &Ctx, cmd: NetworkCommand) -> anyhow::Result<ExitCode> {
@@ -12,6 +13,7 @@ pub fn run(ctx: &Ctx, cmd: NetworkCommand) -> anyhow::Result<ExitCode> {
         NetworkCommand::Ls { format } => list(ctx, format),
         NetworkCommand::Inspect { names } => inspect(ctx, &names),
         NetworkCommand::Rm { force, names } => remove(ctx, force, &names),
+        NetworkCommand::Update { name, host_access } => update(ctx, &name, host_access),
     }
 }
 
@@ -39,10 +41,11 @@ fn create(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<ExitCode> {
 
 fn list(ctx: &Ctx, format: Format) -> anyhow::Result<ExitCode> {
     let state = open_state(&ctx.state_dir)?;
+    let mut nl = host_netlink();
     let rows = state
         .networks()?
         .iter()
-        .map(|net| list_json(&state, net))
+        .map(|net| list_json(&state, net, health(&mut nl, net).as_ref()))
         .collect::<Result<Vec<_>, _>>()?;
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
@@ -54,9 +57,18 @@ fn list(ctx: &Ctx, format: Format) -> anyhow::Result<ExitCode> {
                 "PARENT",
                 "SUBNETS",
                 "ENDPOINTS",
+                "STATUS",
             ],
             &rows,
-            &["ID", "Name", "Driver", "Parent", "Subnets", "Endpoints"],
+            &[
+                "ID",
+                "Name",
+                "Driver",
+                "Parent",
+                "Subnets",
+                "Endpoints",
+                "Status",
+            ],
         ),
     }
     Ok(ExitCode::SUCCESS)
@@ -65,11 +77,12 @@ fn list(ctx: &Ctx, format: Format) -> anyhow::Result<ExitCode> {
 /// Prints what it finds; a missing name is an error after the others are printed (as Docker).
 fn inspect(ctx: &Ctx, names: &[String]) -> anyhow::Result<ExitCode> {
     let state = open_state(&ctx.state_dir)?;
+    let mut nl = host_netlink();
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for name in names {
         match state.network(name)? {
-            Some(net) => found.push(inspect_json(&state, &net)?),
+            Some(net) => found.push(inspect_json(&state, &net, health(&mut nl, &net).as_ref())?),
             None => missing.push(name.as_str()),
         }
     }
@@ -80,6 +93,27 @@ fn inspect(ctx: &Ctx, names: &[String]) -> anyhow::Result<ExitCode> {
             missing.join(", ")
         )));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A netlink socket for reading the parents' state; `None` where netlink is not available
+/// (health is then shown as unknown, and the rest of the answer still comes from the state).
+fn host_netlink() -> Option<RtNetlink> {
+    RtNetlink::open().ok()
+}
+
+fn health(nl: &mut Option<RtNetlink>, net: &underlay_core::Network) -> Option<Health> {
+    network_health(nl.as_mut()?, net).ok()
+}
+
+fn update(ctx: &Ctx, name: &str, host_access: Option<OnOff>) -> anyhow::Result<ExitCode> {
+    let Some(host_access) = host_access else {
+        anyhow::bail!(underlay_core::Error::Invalid(
+            "network update needs something to change: --host-access on|off".into()
+        ));
+    };
+    let net = open_engine(ctx)?.set_host_access(name, host_access == OnOff::On)?;
+    println!("{}", net.name());
     Ok(ExitCode::SUCCESS)
 }
 
