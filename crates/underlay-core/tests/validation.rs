@@ -58,7 +58,7 @@ fn every_bad_value_is_named() {
         (Box::new(|r| r.subnets.push("2001:db8::/64".into())), "IPv6 subnet 2001:db8::/64 needs --ipv6"),
         (Box::new(|r| r.ipv6 = true), "--ipv6 needs an IPv6 --subnet"),
         (Box::new(|r| r.subnets.push("203.0.113.0/24".into())), "only one IPv4 subnet per network is supported (got 198.51.100.0/24, 203.0.113.0/24)"),
-        (Box::new(|r| r.options.push("colour=blue".into())), "unknown option \"colour\" for the macvlan driver (known: parent, vlan, macvlan_mode, mtu, metric)"),
+        (Box::new(|r| r.options.push("colour=blue".into())), "unknown option \"colour\" for the macvlan driver (known: parent, vlan, macvlan_mode, mtu, metric, host_access, host_access_ip, host_access_ip6)"),
         (Box::new(|r| r.options.push("metric=4294967296".into())), "invalid metric \"4294967296\": expected a number from 0 to 4294967295"),
         (Box::new(|r| r.options.push("metric=-1".into())), "invalid metric \"-1\""),
         (Box::new(|r| r.options.push("mtu=67".into())), "invalid mtu \"67\""),
