@@ -81,6 +81,30 @@ Examples:
   underlay dhcp-daemon
   underlay --dhcp-socket /tmp/dhcp.sock --log-level info dhcp-daemon")]
     DhcpDaemon,
+    /// Run the lease keeper and the parent supervisor: what dhcp-daemon does, and it watches
+    /// every network's parent.
+    #[command(after_help = "\
+The supervisor reports a parent that goes down (networks and endpoints show as degraded in
+inspect, ls, CNI STATUS and Docker's endpoint info) and comes back up. When a parent is deleted
+and made again (a NIC reset, a rebuilt bond), it recreates the VLAN sub-interface and host
+access link, and each endpoint's link in its netns with the same name, MAC, addresses and
+routes. It releases the addresses of endpoints whose netns is gone. Listens where dhcp-daemon
+does (--dhcp-socket); `underlay events` streams what it does. Unit: contrib/systemd/underlay.service.
+
+Examples:
+  underlay daemon
+  underlay events")]
+    Daemon {
+        /// Seconds between looks at every endpoint (dead netns, missing links); a parent that
+        /// comes back triggers one at once.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        settle_every: u64,
+    },
+    /// Stream the daemon's events (parents, endpoints, leases), one JSON object per line.
+    #[command(
+        after_help = "Examples:\n  underlay events\n  underlay events | jq -c 'select(.event == \"parent_down\")'"
+    )]
+    Events,
     /// Serve Docker's network and IPAM plugin protocol (driver and IPAM driver "underlay").
     #[command(after_help = "\
 Docker finds the plugin by its socket (legacy discovery). Networks it creates are engine networks

@@ -37,6 +37,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gc => commands::endpoint::gc(&ctx),
         Command::Restore => commands::endpoint::restore(&ctx),
         Command::DhcpDaemon => commands::dhcp::daemon(&ctx),
+        Command::Daemon { settle_every } => {
+            commands::daemon::daemon(&ctx, std::time::Duration::from_secs(settle_every))
+        }
+        Command::Events => commands::daemon::events(&ctx),
         Command::DockerPlugin { socket } => docker::serve(&ctx, &socket),
         Command::Lab(cmd) => lab::run(cmd),
         Command::Cni(cmd) => commands::cni::run(cmd),

@@ -11,7 +11,6 @@ use crate::crash::crash_point;
 use crate::leases::Leases;
 use crate::names::random_hex;
 use crate::parents::{ensure_parent, release_parent, restore_parents, Restored};
-use crate::plumbing::{endpoint_link_state, LinkState};
 use crate::state::now_rfc3339;
 use crate::{CreateNetwork, Driver, Error, Network, State};
 
@@ -26,6 +25,9 @@ pub struct RepairReport {
     pub recreated: Vec<String>,
     /// Parents that could not be recreated (`restore`): what is missing.
     pub missing: Vec<String>,
+    /// Endpoints whose link had gone while their netns lived (their parent was reset), made
+    /// again with the same name, MAC, addresses and routes.
+    pub relinked: Vec<String>,
     /// Addresses found live on the LAN long enough ago to be handed out again (`gc`).
     pub conflicts_forgotten: Vec<std::net::IpAddr>,
 }
@@ -163,7 +165,7 @@ impl<K: Kernel> Engine<K> {
     pub fn gc(&mut self) -> Result<RepairReport, Error> {
         let _lock = self.state.lock()?;
         let mut report = self.roll_back_interrupted()?;
-        report.released = self.release_stale_endpoints()?;
+        (report.released, report.relinked) = self.settle_endpoints()?;
         report.released.extend(self.expire_pending_locked()?);
         self.ensure_shims()?;
         report.conflicts_forgotten = self.state.forget_old_conflicts(CONFLICT_MEMORY)?;
@@ -181,7 +183,7 @@ impl<K: Kernel> Engine<K> {
                 Restored::Missing(what) => report.missing.push(what),
             }
         }
-        report.released = self.release_stale_endpoints()?;
+        (report.released, report.relinked) = self.settle_endpoints()?;
         self.ensure_shims()?;
         Ok(report)
     }
@@ -203,26 +205,6 @@ impl<K: Kernel> Engine<K> {
             rolled_back: rolled_back.into_iter().map(|e| e.name).collect(),
             ..RepairReport::default()
         })
-    }
-
-    fn release_stale_endpoints(&mut self) -> Result<Vec<String>, Error> {
-        let mut released = Vec::new();
-        for ep in self.state.all_endpoints()? {
-            if matches!(
-                endpoint_link_state(&mut self.kernel, &ep)?,
-                LinkState::Present
-            ) {
-                continue;
-            }
-            if let Some(net) = self.state.network_by_id(&ep.network_id)? {
-                if let Err(e) = self.release_lease(&net, &ep) {
-                    tracing::warn!(endpoint = %ep.name, error = %e, "could not release the DHCP lease of a vanished endpoint");
-                }
-                self.state.delete_endpoint(&net, &ep.id)?;
-                released.push(format!("{}/{}", net.name(), ep.name));
-            }
-        }
-        Ok(released)
     }
 
     pub(crate) fn network(&self, name: &str) -> Result<Network, Error> {

@@ -11,6 +11,7 @@ mod build;
 pub mod crash;
 mod engine;
 mod error;
+pub mod events;
 mod handoff;
 mod health;
 mod host_access;
@@ -24,8 +25,10 @@ mod parents;
 mod plumbing;
 mod probe;
 mod recover;
+mod repair;
 mod request;
 mod state;
+mod supervise;
 mod target;
 
 pub use addressing::{Addressing, IpamDriver, Ipv6Mode, DEFAULT_DHCP_TIMEOUT, DEFAULT_PROBE};
@@ -41,4 +44,5 @@ pub use model::{
 pub use names::{IfName, MacAddr};
 pub use request::{Connect, CreateNetwork, Disconnect};
 pub use state::{State, DEFAULT_STATE_DIR};
+pub use supervise::ParentsSeen;
 pub use target::Target;

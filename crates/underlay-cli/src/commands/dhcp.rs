@@ -14,7 +14,7 @@ pub fn daemon(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         None => bind_private_socket(&ctx.dhcp_socket)
             .with_context(|| format!("listening on {}", ctx.dhcp_socket.display()))?,
     };
-    let keeper = Keeper::open(&ctx.state_dir)
+    let keeper = Keeper::open(&ctx.state_dir, underlay_core::events::EventBus::default())
         .with_context(|| format!("opening the leases in {}", ctx.state_dir.display()))?;
     tracing::info!(socket = %ctx.dhcp_socket.display(), "DHCP lease keeper ready");
     keeper

@@ -73,6 +73,9 @@ fn print_repairs(report: &RepairReport) -> ExitCode {
     for name in &report.released {
         println!("released endpoint {name} (its namespace or link is gone)");
     }
+    for name in &report.relinked {
+        println!("recreated the link of endpoint {name} (its parent had been reset)");
+    }
     for what in &report.missing {
         eprintln!("underlay: {what}");
     }

@@ -1,6 +1,7 @@
 //! One module per command group; each function loads, calls the engine once and prints.
 
 pub mod cni;
+pub mod daemon;
 pub mod dhcp;
 pub mod docs;
 pub mod endpoint;

@@ -25,6 +25,8 @@ pub enum KeeperRequest {
     List,
     /// Liveness (CNI STATUS).
     Ping,
+    /// Every event from now on, one JSON line each, until the client hangs up.
+    Events,
 }
 
 /// The keeper's answer.

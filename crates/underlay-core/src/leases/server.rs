@@ -7,16 +7,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::proto::{KeeperError, KeeperErrorKind, KeeperRequest, KeeperResponse};
+use crate::events::EventBus;
 
 /// Longest request line accepted.
 const MAX_REQUEST: u64 = 1 << 20;
 /// A client that sends nothing for this long is dropped.
 const IDLE: Duration = Duration::from_secs(60);
 
-/// Answers requests on `listener` with `handle` until the listener fails.
+/// Answers requests on `listener` with `handle` until the listener fails; an `events`
+/// request streams `events`.
 pub fn serve(
     listener: &UnixListener,
     handle: Arc<dyn Fn(KeeperRequest) -> KeeperResponse + Send + Sync>,
+    events: EventBus,
 ) -> std::io::Result<()> {
     for stream in listener.incoming() {
         let stream = match stream {
@@ -25,10 +28,11 @@ pub fn serve(
             Err(e) => return Err(e),
         };
         let handle = handle.clone();
+        let events = events.clone();
         std::thread::Builder::new()
             .name("keeper-conn".into())
             .spawn(move || {
-                if let Err(e) = converse(stream, &*handle) {
+                if let Err(e) = converse(stream, &*handle, &events) {
                     tracing::debug!(error = %e, "keeper connection ended");
                 }
             })?;
@@ -39,6 +43,7 @@ pub fn serve(
 fn converse(
     stream: UnixStream,
     handle: &(dyn Fn(KeeperRequest) -> KeeperResponse + Send + Sync),
+    events: &EventBus,
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(IDLE))?;
     let mut writer = stream.try_clone()?;
@@ -50,6 +55,7 @@ fn converse(
             return Ok(());
         }
         let response = match serde_json::from_str::<KeeperRequest>(&line) {
+            Ok(KeeperRequest::Events) => return stream_events(writer, events),
             Ok(request) => handle(request),
             Err(e) => KeeperResponse::Error(KeeperError::new(
                 KeeperErrorKind::Invalid,
@@ -63,6 +69,19 @@ fn converse(
             return Ok(()); // the line was cut at MAX_REQUEST, or the client half-closed
         }
     }
+}
+
+/// Writes each event as a JSON line until the client goes away.
+fn stream_events(mut writer: UnixStream, events: &EventBus) -> std::io::Result<()> {
+    let receiver = events.subscribe();
+    // Said at once, so the client knows it is subscribed before anything happens.
+    writer.write_all(b"{\"result\":\"subscribed\"}\n")?;
+    for event in receiver {
+        let mut line = serde_json::to_vec(&event).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        writer.write_all(&line)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -83,6 +102,7 @@ mod tests {
                     },
                     _ => KeeperResponse::Released { found: false },
                 }),
+                EventBus::default(),
             )
         });
         let mut stream = UnixStream::connect(&path).unwrap();

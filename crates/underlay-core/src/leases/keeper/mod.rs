@@ -33,6 +33,7 @@ use super::proto::{
     LeaseSummary,
 };
 use super::Leases;
+use crate::events::{Event, EventBus};
 use crate::plumbing::UNKNOWN_NETNS;
 use crate::state::StoredLease;
 use crate::{Error, State};
@@ -57,16 +58,24 @@ struct Running {
 #[derive(Clone)]
 pub struct Keeper {
     state: Arc<Mutex<State>>,
+    events: EventBus,
+    /// Held while the keeper lives: one keeper per state directory (two would renew the same
+    /// leases against each other).
+    _exclusive: Arc<std::fs::File>,
     running: Arc<Mutex<HashMap<String, Running>>>,
     /// One acquire or release per key at a time; different keys go in parallel.
     busy: Arc<KeyLocks>,
 }
 
 impl Keeper {
-    /// Opens the state and resumes every kept lease.
-    pub fn open(state_dir: &Path) -> Result<Keeper, Error> {
+    /// Opens the state and resumes every kept lease; its events go to `events`. Fails when
+    /// another keeper runs on the same state directory.
+    pub fn open(state_dir: &Path, events: EventBus) -> Result<Keeper, Error> {
+        let state = State::open(state_dir)?;
         let keeper = Keeper {
-            state: Arc::new(Mutex::new(State::open(state_dir)?)),
+            _exclusive: Arc::new(exclusive(state_dir)?),
+            state: Arc::new(Mutex::new(state)),
+            events,
             running: Arc::default(),
             busy: Arc::default(),
         };
@@ -98,8 +107,17 @@ impl Keeper {
             KeeperRequest::Ping => Ok(KeeperResponse::Pong {
                 version: env!("CARGO_PKG_VERSION").to_string(),
             }),
+            // The socket server streams these itself.
+            KeeperRequest::Events => Err(KeeperError::new(
+                KeeperErrorKind::Invalid,
+                "events are a stream: ask on the keeper's socket",
+            )),
         };
         answer.unwrap_or_else(KeeperResponse::Error)
+    }
+
+    pub fn events(&self) -> &EventBus {
+        &self.events
     }
 
     /// Serves the socket protocol on `listener` (blocks), sweeping for vanished endpoints in
@@ -113,7 +131,12 @@ impl Keeper {
                 sweeper.sweep();
             })?;
         let keeper = self.clone();
-        super::server::serve(listener, Arc::new(move |request| keeper.handle(request)))
+        let events = self.events.clone();
+        super::server::serve(
+            listener,
+            Arc::new(move |request| keeper.handle(request)),
+            events,
+        )
     }
 
     /// Runs the exchange(s) of `req`, persists the lease and keeps it.
@@ -175,13 +198,15 @@ impl Keeper {
             lease: reply.clone(),
         };
         self.lock_state().save_lease(&stored).map_err(failed)?;
-        tracing::info!(key = %req.key, v4 = ?reply.v4.as_ref().map(|l| l.address), v6 = ?reply.v6.as_ref().map(|l| l.address), "lease acquired");
+        self.events
+            .emit(lease_event("lease_acquired", &req.key, &reply));
         self.start(Task {
             stored,
             link,
             v4: v4.map(|(c, t, _)| (c, t)),
             v6: v6.map(|(c, t, _)| (c, t)),
             state: self.state.clone(),
+            events: self.events.clone(),
             commands: mpsc::channel().1,
             last_check: std::time::Instant::now(),
         });
@@ -358,6 +383,7 @@ impl Keeper {
             v4,
             v6,
             state: self.state.clone(),
+            events: self.events.clone(),
             commands: mpsc::channel().1,
             last_check: std::time::Instant::now(),
         });
@@ -411,6 +437,39 @@ impl Leases for Keeper {
     fn relocate(&mut self, key: &str, netns: &str, alias: &str) -> Result<(), Error> {
         self.relocate_lease(key, netns, alias).map_err(Error::from)
     }
+}
+
+/// `<state dir>/keeper.lock`, taken for the keeper's whole life.
+fn exclusive(state_dir: &Path) -> Result<std::fs::File, Error> {
+    let path = state_dir.join("keeper.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::Io(format!("opening {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Conflict(format!(
+            "another lease keeper already runs on state directory {}",
+            state_dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(Error::Io(format!("locking {}: {e}", path.display())))
+        }
+    }
+}
+
+/// An event about a lease: its key names the endpoint (`endpoint/<id>`), its addresses the rest.
+pub(crate) fn lease_event(kind: &str, key: &str, lease: &LeaseReply) -> Event {
+    let addresses: Vec<String> = [
+        lease.v4.as_ref().map(|l| l.address.to_string()),
+        lease.v6.as_ref().map(|l| l.address.to_string()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    Event::new(kind).endpoint(key).detail(addresses.join(" "))
 }
 
 /// Keys with an acquire or release under way.

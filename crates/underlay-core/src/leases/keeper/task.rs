@@ -13,6 +13,7 @@ use super::exchange::{awaits_reply4, awaits_reply6, now, pump4, pump6, receive4,
 use super::link::LeaseLink;
 use super::transport::{Transport4, Transport6};
 use super::KeeperResult;
+use crate::events::{Event, EventBus};
 use crate::leases::LeaseRequest;
 use crate::state::StoredLease;
 use crate::{Family, State};
@@ -39,6 +40,7 @@ pub(crate) struct Task {
     pub v4: Option<(Client4, Transport4)>,
     pub v6: Option<(Client6, Transport6)>,
     pub state: Arc<Mutex<State>>,
+    pub events: EventBus,
     pub commands: Receiver<Command>,
     pub last_check: std::time::Instant,
 }
@@ -73,7 +75,7 @@ impl Task {
                 Some(Command::Stop) => return Ok(()),
                 None if self.last_check.elapsed() >= CHECK_EVERY => {
                     self.last_check = std::time::Instant::now();
-                    if !self.link_still_there() {
+                    if !self.follow_link() {
                         return self.forget_gone();
                     }
                 }
@@ -153,7 +155,17 @@ impl Task {
             }
             Event4::Declined(_) => return Ok(()),
         };
-        tracing::info!(%key, event = event_name4(&event), address = ?new.as_ref().map(|l| l.address), "DHCPv4 lease");
+        let kind = match &event {
+            Event4::Bound(_) => "lease_changed",
+            Event4::Renewed(_) => "lease_renewed",
+            _ => "lease_lost",
+        };
+        self.events
+            .emit(Event::new(kind).endpoint(key).detail(format!(
+                "DHCPv4 {}: {}",
+                event_name4(&event),
+                new.as_ref().map_or("-".into(), |l| l.address.to_string())
+            )));
         let old = self.stored.lease.v4.take();
         self.link
             .apply4(old.as_ref(), new.as_ref(), self.stored.request.apply)?;
@@ -180,7 +192,16 @@ impl Task {
             }
             Event6::Declined(_) => return Ok(()),
         };
-        tracing::info!(%key, event = ?event, "DHCPv6 lease");
+        let kind = match &event {
+            Event6::Bound(_) => "lease_changed",
+            Event6::Renewed(_) => "lease_renewed",
+            _ => "lease_lost",
+        };
+        self.events
+            .emit(Event::new(kind).endpoint(key).detail(format!(
+                "DHCPv6: {}",
+                new.as_ref().map_or("-".into(), |l| l.address.to_string())
+            )));
         let old = self.stored.lease.v6.take();
         self.link.apply6(old.as_ref(), new.as_ref())?;
         self.stored.lease.v6 = new;
@@ -226,6 +247,8 @@ impl Task {
                 }
             }
         }
+        self.events
+            .emit(Event::new("lease_released").endpoint(&self.stored.request.key));
         self.forget()
     }
 
@@ -239,13 +262,49 @@ impl Task {
 
     /// The container went away without a release: its link (and address) went with it.
     fn forget_gone(&mut self) -> KeeperResult<()> {
-        tracing::info!(key = %self.stored.request.key, netns = %self.stored.request.netns, "the lease's container is gone: lease dropped");
+        let request = &self.stored.request;
+        self.events.emit(
+            Event::new("lease_dropped")
+                .endpoint(&request.key)
+                .detail(format!("its netns {} is gone", request.netns)),
+        );
         self.forget()
     }
 
-    fn link_still_there(&self) -> bool {
+    /// Whether the lease still has a container: false once its netns is gone (or replaced).
+    /// A link that is missing while the netns lives (its parent is being reset) is waited
+    /// for; one recreated under the same alias (the supervisor does) is taken over, with new
+    /// sockets on it.
+    fn follow_link(&mut self) -> bool {
         let request: &LeaseRequest = &self.stored.request;
-        LeaseLink::of(request, Some(self.stored.netns_id)).is_ok()
+        match LeaseLink::of(request, Some(self.stored.netns_id)) {
+            Ok(link) if link.index == self.link.index => true,
+            Ok(link) => {
+                tracing::info!(key = %request.key, ifname = %link.ifname, "the lease's link was recreated: following it");
+                self.link = link;
+                if let Some((_, transport)) = self.v4.as_mut() {
+                    *transport = Transport4::default();
+                }
+                if let Some((_, transport)) = self.v6.as_mut() {
+                    match Transport6::open(&mut self.link) {
+                        Ok(fresh) => *transport = fresh,
+                        Err(e) => {
+                            tracing::warn!(error = %e.message, "DHCPv6 cannot follow the recreated link yet")
+                        }
+                    }
+                }
+                true
+            }
+            Err(_) => netns_alive(&request.netns, self.stored.netns_id),
+        }
+    }
+}
+
+/// Whether the netns a lease was taken in is still at its path.
+fn netns_alive(path: &str, id: (u64, u64)) -> bool {
+    match underlay_linux::Netns::open(path) {
+        Ok(Some(ns)) => ns.id().is_ok_and(|now| now == id),
+        _ => false,
     }
 }
 

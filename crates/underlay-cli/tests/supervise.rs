@@ -1,0 +1,240 @@
+//! The supervisor (`underlay daemon`) against the real kernel: a parent that goes down and up,
+//! loses its carrier, is deleted and made again, and a container netns that vanishes. Needs
+//! root.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use common::{addresses, ip, link, pings, TestLan};
+use serde_json::Value;
+
+/// The daemon and an `underlay events` reader, both in the docker host; killed on drop.
+struct Daemon {
+    children: Vec<Child>,
+    events: Receiver<Value>,
+}
+
+impl Daemon {
+    fn start(lan: &TestLan) -> Daemon {
+        let socket = lan.state.path().join("daemon.sock");
+        let mut daemon = lan.cmd(&[
+            "--dhcp-socket",
+            socket.to_str().unwrap(),
+            "daemon",
+            "--settle-every",
+            "1",
+        ]);
+        let daemon = daemon
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "the daemon did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut reader = lan
+            .cmd(&["--dhcp-socket", socket.to_str().unwrap(), "events"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = reader.stdout.take().unwrap();
+        let (tx, events) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(200)); // subscribed before anything happens
+        Daemon {
+            children: vec![daemon, reader],
+            events,
+        }
+    }
+
+    /// The next event of `kind` (about `endpoint` when given), within 10 s.
+    fn expect(&self, kind: &str, endpoint: Option<&str>) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Ok(event) = self.events.recv_timeout(left) else {
+                break;
+            };
+            let fits = event["event"] == kind
+                && endpoint.is_none_or(|e| event["endpoint"].as_str() == Some(e));
+            if fits {
+                return event;
+            }
+            seen.push(event);
+        }
+        panic!("no {kind} event for {endpoint:?} within 10 s; saw {seen:?}");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn host_ip(lan: &TestLan, args: &[&str]) {
+    let mut full = vec!["-n", lan.host.name.as_str()];
+    full.extend_from_slice(args);
+    let out = ip(&full);
+    assert!(
+        out.status.success(),
+        "ip {full:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn status(lan: &TestLan) -> Value {
+    lan.inspect("lan")["Status"].clone()
+}
+
+#[test]
+fn a_parent_going_down_and_up_is_reported_and_shown() {
+    let lan = TestLan::new(1);
+    lan.create_default();
+    lan.ok(&["connect", "lan", lan.c(0)]);
+    let daemon = Daemon::start(&lan);
+    assert_eq!(status(&lan)["State"], "healthy");
+
+    host_ip(&lan, &["link", "set", "eth0", "down"]);
+    let event = daemon.expect("parent_down", None);
+    assert_eq!(event["network"], "lan");
+    assert_eq!(event["detail"], "parent eth0 is down");
+    assert_eq!(
+        status(&lan),
+        serde_json::json!({"State": "degraded", "Reason": "parent eth0 is down"})
+    );
+    let ls = lan.ok(&["network", "ls"]);
+    assert!(
+        ls.lines().nth(1).unwrap().trim_end().ends_with("degraded"),
+        "{ls}"
+    );
+
+    host_ip(&lan, &["link", "set", "eth0", "up"]);
+    daemon.expect("parent_up", None);
+    assert_eq!(status(&lan)["State"], "healthy");
+
+    // The other end of the wire going away takes the carrier.
+    host_ip(&lan, &["link", "set", "wire0", "down"]);
+    let event = daemon.expect("parent_down", None);
+    assert_eq!(event["detail"], "parent eth0 has no carrier");
+    host_ip(&lan, &["link", "set", "wire0", "up"]);
+    daemon.expect("parent_up", None);
+}
+
+#[test]
+fn a_parent_deleted_and_made_again_gets_every_endpoint_back_as_it_was() {
+    let lan = TestLan::new(2);
+    lan.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "198.51.100.0/24",
+        "--ipv6",
+        "--subnet",
+        "2001:db8:5::/64",
+        "-o",
+        "parent=eth0",
+        "-o",
+        "host_access=true",
+        "lan",
+    ]);
+    lan.ok(&["connect", "lan", lan.c(0)]);
+    lan.ok(&["connect", "lan", lan.c(1), "--ip", "198.51.100.77"]);
+    let before = |i: usize| {
+        let l = link(lan.c(i), "eth0").expect("eth0");
+        (l["address"].clone(), addresses(lan.c(i), "eth0"))
+    };
+    let was = [before(0), before(1)];
+    let daemon = Daemon::start(&lan);
+
+    // A NIC reset: the parent goes, and its macvlans with it.
+    host_ip(&lan, &["link", "del", "eth0"]);
+    daemon.expect("parent_gone", None);
+    assert!(
+        link(lan.c(0), "eth0").is_none(),
+        "the kernel took the child links"
+    );
+    host_ip(
+        &lan,
+        &[
+            "link", "add", "eth0", "type", "veth", "peer", "name", "wire0",
+        ],
+    );
+    host_ip(&lan, &["link", "set", "eth0", "up"]);
+    host_ip(&lan, &["link", "set", "wire0", "up"]);
+    daemon.expect("parent_back", None);
+    for i in 0..2 {
+        daemon.expect("endpoint_recreated", Some(lan.c(i)));
+    }
+    assert_eq!([before(0), before(1)], was, "same MACs and addresses");
+    assert!(pings(lan.c(0), "198.51.100.77"), "c0 reaches c1 again");
+    let c0 = was[0].1[0].split('/').next().unwrap().to_string();
+    assert!(
+        pings(&lan.host.name, &c0),
+        "and the host access link came back too"
+    );
+}
+
+#[test]
+fn a_vanished_netns_releases_its_addresses() {
+    let mut lan = TestLan::new(2);
+    lan.create_default();
+    lan.ok(&["connect", "lan", lan.c(0)]);
+    lan.ok(&["connect", "lan", lan.c(1)]);
+    let daemon = Daemon::start(&lan);
+    let gone = lan.containers.remove(1);
+    let name = gone.name.clone();
+    drop(gone); // ip netns del
+    daemon.expect("endpoint_released", Some(&name));
+    let endpoints = lan.inspect("lan")["Endpoints"].as_object().unwrap().len();
+    assert_eq!(endpoints, 1);
+    lan.assert_consistent();
+}
+
+#[test]
+fn one_daemon_per_state_directory() {
+    let lan = TestLan::new(0);
+    let _daemon = Daemon::start(&lan);
+    let other = lan.state.path().join("other.sock");
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lan.host.name,
+            env!("CARGO_BIN_EXE_underlay"),
+        ])
+        .arg("--state-dir")
+        .arg(lan.state.path())
+        .arg("--dhcp-socket")
+        .arg(&other)
+        .arg("daemon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another lease keeper already runs on state directory"),
+        "{err}"
+    );
+}
