@@ -4,96 +4,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
+use common::daemon::Daemon;
 use common::{addresses, ip, link, pings, TestLan};
 use serde_json::Value;
 
-/// The daemon and an `underlay events` reader, both in the docker host; killed on drop.
-struct Daemon {
-    children: Vec<Child>,
-    events: Receiver<Value>,
-}
-
-impl Daemon {
-    fn start(lan: &TestLan) -> Daemon {
-        let socket = lan.state.path().join("daemon.sock");
-        let mut daemon = lan.cmd(&[
-            "--dhcp-socket",
-            socket.to_str().unwrap(),
-            "daemon",
-            "--settle-every",
-            "1",
-        ]);
-        let daemon = daemon
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(5),
-                "the daemon did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let mut reader = lan
-            .cmd(&["--dhcp-socket", socket.to_str().unwrap(), "events"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = reader.stdout.take().unwrap();
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    if tx.send(v).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
-        std::thread::sleep(Duration::from_millis(200)); // subscribed before anything happens
-        Daemon {
-            children: vec![daemon, reader],
-            events,
-        }
-    }
-
-    /// The next event of `kind` (about `endpoint` when given), within 10 s.
-    fn expect(&self, kind: &str, endpoint: Option<&str>) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut seen = Vec::new();
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            let Ok(event) = self.events.recv_timeout(left) else {
-                break;
-            };
-            let fits = event["event"] == kind
-                && endpoint.is_none_or(|e| event["endpoint"].as_str() == Some(e));
-            if fits {
-                return event;
-            }
-            seen.push(event);
-        }
-        panic!("no {kind} event for {endpoint:?} within 10 s; saw {seen:?}");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn host_ip(lan: &TestLan, args: &[&str]) {
+pub fn host_ip(lan: &TestLan, args: &[&str]) {
     let mut full = vec!["-n", lan.host.name.as_str()];
     full.extend_from_slice(args);
     let out = ip(&full);
@@ -237,4 +154,48 @@ fn one_daemon_per_state_directory() {
         err.contains("another lease keeper already runs on state directory"),
         "{err}"
     );
+}
+
+#[test]
+fn underlay_events_prints_each_event_as_a_json_line() {
+    let lan = TestLan::new(1);
+    lan.create_default();
+    let _daemon = Daemon::start(&lan);
+    let socket = lan.state.path().join("daemon.sock");
+    let mut reader = lan
+        .cmd(&["--dhcp-socket", socket.to_str().unwrap(), "events"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = reader.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    // Keep toggling until the reader (started just now) is subscribed and reports it.
+    let mut got = None;
+    for _ in 0..20 {
+        host_ip(&lan, &["link", "set", "eth0", "down"]);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        host_ip(&lan, &["link", "set", "eth0", "up"]);
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(300)) {
+            got = Some(line);
+            break;
+        }
+    }
+    let _ = reader.kill();
+    let _ = reader.wait();
+    let line = got.expect("an event line");
+    let event: Value = serde_json::from_str(&line).expect("JSON");
+    assert!(
+        event["event"].as_str().unwrap().starts_with("parent_"),
+        "{line}"
+    );
+    assert!(event["time"].as_str().unwrap().ends_with('Z'), "{line}");
 }

@@ -755,3 +755,107 @@ fn vm_ipvlan_l2_endpoints_get_distinct_dhcp_leases() {
         assert!(log.contains(&format!("DHCPRELEASE(br0) {addr}")), "{log}");
     }
 }
+
+/// Runs `ip -n NS args` in the lan's docker host.
+fn lan_ip(lan: &common::TestLan, args: &[&str]) {
+    let mut full = vec!["-n", lan.host.name.as_str()];
+    full.extend_from_slice(args);
+    ip(&full);
+}
+
+/// A NIC reset under a VLAN parent: the trunk goes (and with it eth0.10 and the macvlans), comes
+/// back; the supervisor makes eth0.10 again and every endpoint's link on it, as they were.
+#[test]
+#[ignore = "runs inside the kernel VM: tests/vm/run"]
+fn vm_supervisor_rebuilds_a_vlan_parent_and_its_endpoints() {
+    require_vm();
+    let lan = common::TestLan::new(2);
+    lan.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "192.168.10.0/24",
+        "-o",
+        "parent=eth0.10",
+        "v10",
+    ]);
+    lan.ok(&["connect", "v10", lan.c(0)]);
+    lan.ok(&["connect", "v10", lan.c(1)]);
+    let macs = || [0, 1].map(|i| common::link(lan.c(i), "eth0").map(|l| l["address"].clone()));
+    let was = macs();
+    let daemon = common::daemon::Daemon::start(&lan);
+    lan_ip(&lan, &["link", "del", "eth0"]);
+    daemon.expect("parent_gone", None);
+    lan_ip(
+        &lan,
+        &[
+            "link", "add", "eth0", "type", "veth", "peer", "name", "wire0",
+        ],
+    );
+    lan_ip(&lan, &["link", "set", "eth0", "up"]);
+    lan_ip(&lan, &["link", "set", "wire0", "up"]);
+    daemon.expect("parent_recreated", None);
+    daemon.expect("endpoint_recreated", Some(lan.c(0)));
+    daemon.expect("endpoint_recreated", Some(lan.c(1)));
+    let vlan = common::link(&lan.host.name, "eth0.10").expect("eth0.10 made again");
+    assert_eq!(vlan["linkinfo"]["info_data"]["id"], 10);
+    assert_eq!(macs(), was);
+    assert_eq!(common::addresses(lan.c(1), "eth0"), ["192.168.10.3/24"]);
+    assert!(common::pings(lan.c(0), "192.168.10.3"));
+}
+
+/// ipvlan endpoints carry their parent's MAC: a parent made again with another MAC gives its
+/// endpoints the new one.
+#[test]
+#[ignore = "runs inside the kernel VM: tests/vm/run"]
+fn vm_supervisor_rebuilds_ipvlan_endpoints_with_the_new_parent_mac() {
+    require_vm();
+    let lan = common::TestLan::new(2);
+    lan.ok(&[
+        "network",
+        "create",
+        "-d",
+        "ipvlan",
+        "--subnet",
+        "198.51.100.0/24",
+        "-o",
+        "parent=eth0",
+        "lan",
+    ]);
+    lan.ok(&["connect", "lan", lan.c(0)]);
+    lan.ok(&["connect", "lan", lan.c(1)]);
+    let daemon = common::daemon::Daemon::start(&lan);
+    lan_ip(&lan, &["link", "del", "eth0"]);
+    daemon.expect("parent_gone", None);
+    lan_ip(
+        &lan,
+        &[
+            "link",
+            "add",
+            "eth0",
+            "address",
+            "02:00:00:00:00:99",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "wire0",
+        ],
+    );
+    lan_ip(&lan, &["link", "set", "eth0", "up"]);
+    lan_ip(&lan, &["link", "set", "wire0", "up"]);
+    daemon.expect("endpoint_recreated", Some(lan.c(0)));
+    daemon.expect("endpoint_recreated", Some(lan.c(1)));
+    for i in 0..2 {
+        let link = common::link(lan.c(i), "eth0").expect("eth0 back");
+        assert_eq!(link["address"], "02:00:00:00:00:99");
+        assert_eq!(link["linkinfo"]["info_kind"], "ipvlan");
+    }
+    let shown = lan.inspect("lan");
+    assert_eq!(
+        shown["Endpoints"][lan.c(0)]["MacAddress"],
+        "02:00:00:00:00:99",
+        "the state follows"
+    );
+    assert!(common::pings(lan.c(0), "198.51.100.3"));
+}

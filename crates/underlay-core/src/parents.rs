@@ -167,16 +167,25 @@ pub(crate) fn restore_parents<K: Kernel>(
         done.push(name.clone());
         if let Some(link) = link_named(kernel.host(), name.as_str())? {
             if !link.up && state.is_owned_parent(name.as_str())? {
-                kernel
-                    .host()
-                    .set_up(link.index)
-                    .map_err(Error::kernel(format!("bringing parent {name} up")))?;
+                bring_up_parent(kernel, &link, &name)?;
             }
             continue;
         }
         out.push(recreate_parent(kernel, &net, &name)?);
     }
     Ok(out)
+}
+
+/// A VLAN sub-interface cannot go up while its trunk is down (`ENETDOWN`): it is left down,
+/// and brought up by the next `restore` or supervisor pass once the trunk is up.
+fn bring_up_parent<K: Kernel>(kernel: &mut K, link: &Link, name: &IfName) -> Result<(), Error> {
+    match kernel.host().set_up(link.index) {
+        Err(e) if e.errno() == Some(nix::libc::ENETDOWN) => {
+            tracing::info!(parent = %name, "parent left down: its trunk is down");
+            Ok(())
+        }
+        other => other.map_err(Error::kernel(format!("bringing parent {name} up"))),
+    }
 }
 
 fn recreate_parent<K: Kernel>(
@@ -210,10 +219,7 @@ fn recreate_parent<K: Kernel>(
     };
     created.map_err(Error::kernel(format!("recreating parent {name}")))?;
     if let Some(link) = link_named(kernel.host(), name.as_str())? {
-        kernel
-            .host()
-            .set_up(link.index)
-            .map_err(Error::kernel(format!("bringing parent {name} up")))?;
+        bring_up_parent(kernel, &link, name)?;
     }
     Ok(Restored::Recreated(format!(
         "recreated parent {name} of network {}",

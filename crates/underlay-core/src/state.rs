@@ -517,12 +517,13 @@ impl State {
         )
     }
 
-    /// Writes what changes over a handoff endpoint's life: phase, netns, runtime ID, addresses.
+    /// Writes what changes over an endpoint's life: phase, netns, runtime ID, addresses, and
+    /// the MAC (an ipvlan endpoint's follows its parent's).
     pub fn update_endpoint(&mut self, ep: &Endpoint) -> Result<(), Error> {
         self.conn
             .prepare_cached(
                 "UPDATE endpoints SET phase = ?2, netns = ?3, netns_dev = ?4, netns_ino = ?5,
-                 runtime_id = ?6, ipv4 = ?7, ipv6 = ?8 WHERE id = ?1",
+                 runtime_id = ?6, ipv4 = ?7, ipv6 = ?8, mac = ?9 WHERE id = ?1",
             )?
             .execute(params![
                 ep.id,
@@ -533,6 +534,7 @@ impl State {
                 ep.runtime_id,
                 ep.ipv4.map(|ip| ip.to_string()),
                 ep.ipv6.map(|ip| ip.to_string()),
+                ep.mac.to_string(),
             ])?;
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! events`: its event stream.
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -18,13 +18,19 @@ use super::{open_state, Ctx};
 const LOOK_EVERY: Duration = Duration::from_secs(5);
 pub fn daemon(ctx: &Ctx, settle_every: Duration) -> anyhow::Result<ExitCode> {
     let bus = EventBus::default();
-    let keeper = start_keeper(ctx, &bus)?;
+    let listener = listen(ctx)?;
+    let keeper = Keeper::open(&ctx.state_dir, bus.clone())
+        .with_context(|| format!("opening the leases in {}", ctx.state_dir.display()))?;
     let state = open_state(&ctx.state_dir)?;
     let kernel = LinuxKernel::open().context("opening a netlink socket (are you root?)")?;
-    let mut engine = Engine::new(kernel, state).with_leases(Box::new(keeper));
+    let mut engine = Engine::new(kernel, state).with_leases(Box::new(keeper.clone()));
     let mut monitor = LinkMonitor::open().context("subscribing to link events")?;
     let mut seen = ParentsSeen::default();
-    let mut settled: Option<Instant> = None;
+    // The first look is taken before the socket answers: whoever connects (and subscribes to
+    // the events) sees changes from a known picture on.
+    engine.supervise(&mut seen, &bus, true)?;
+    let mut settled = Some(Instant::now());
+    serve_in_background(keeper, listener)?;
     tracing::info!("supervisor ready");
     loop {
         let settle = settled.is_none_or(|at| at.elapsed() >= settle_every);
@@ -37,26 +43,26 @@ pub fn daemon(ctx: &Ctx, settle_every: Duration) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The keeper on its socket, in the background; returns it for the supervisor's engine.
-fn start_keeper(ctx: &Ctx, bus: &EventBus) -> anyhow::Result<Keeper> {
-    let listener = match systemd_listener() {
-        Some(listener) => listener,
+/// The socket systemd passed, or `--dhcp-socket`.
+fn listen(ctx: &Ctx) -> anyhow::Result<UnixListener> {
+    match systemd_listener() {
+        Some(listener) => Ok(listener),
         None => bind_private_socket(&ctx.dhcp_socket)
-            .with_context(|| format!("listening on {}", ctx.dhcp_socket.display()))?,
-    };
-    let keeper = Keeper::open(&ctx.state_dir, bus.clone())
-        .with_context(|| format!("opening the leases in {}", ctx.state_dir.display()))?;
-    let serving = keeper.clone();
+            .with_context(|| format!("listening on {}", ctx.dhcp_socket.display())),
+    }
+}
+
+fn serve_in_background(keeper: Keeper, listener: UnixListener) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("keeper".into())
         .spawn(move || {
-            if let Err(e) = serving.serve(&listener) {
+            if let Err(e) = keeper.serve(&listener) {
                 tracing::error!(error = %e, "the keeper's socket failed");
                 std::process::exit(1);
             }
         })
         .context("starting the keeper")?;
-    Ok(keeper)
+    Ok(())
 }
 
 /// Prints the daemon's events as they happen, one JSON object per line.
