@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod dhcp;
+pub mod docker;
 
 use std::collections::BTreeSet;
 use std::process::{Command, Output};
