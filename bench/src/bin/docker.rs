@@ -25,6 +25,7 @@
 //!   bridge, no iptables, cgroup parent `uldock-bench-<pid>`) and the plugin run;
 //! - `/tmp/uldock-bench-<pid>`: data-root, exec-root, sockets, logs, the plugin's state.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufRead, BufReader, Write as _};
@@ -61,15 +62,14 @@ const TARGET_RATIO: f64 = 1.2;
 const DOCKERD_START: Duration = Duration::from_secs(60);
 const PLUGIN_START: Duration = Duration::from_secs(20);
 const SWEEP: Duration = Duration::from_secs(10);
-/// The file in a run's temp dir that names its private mount namespace, for `--cleanup-only`.
-const MNT_NS_FILE: &str = "mntns";
 const CLEANUP_ONLY: &str = "--cleanup-only";
 const USAGE: &str = "usage: underlay-docker-bench [--runs 20] [--raw FILE.csv] [--driver NAME] \
     [--ipam-driver NAME] (--underlay PATH | -- PLUGIN-COMMAND...)";
 
 /// Same script as the test fixture's holder (crates/underlay-cli/tests/common/docker.rs).
+/// `$1` names the tmpfs on `/run`: the mark by which cleanup recognises the namespace.
 const HOLDER_SCRIPT: &str = r#"set -e
-mount -t tmpfs -o mode=755 uldock-bench-run /run
+mount -t tmpfs -o mode=755 "$1" /run
 mkdir -p /run/docker/plugins /run/ul-cgroup
 mount --rbind /sys/fs/cgroup /run/ul-cgroup
 mount -t sysfs sysfs /sys
@@ -229,22 +229,20 @@ struct Daemon {
     cgroup_parent: String,
     holder: Child,
     holder_stdin: Option<ChildStdin>,
-    mnt_ns: u64,
     dockerd: Option<Child>,
     plugin: Option<Child>,
 }
 
 impl Daemon {
     fn start(dir: PathBuf) -> Result<Daemon> {
-        let (holder, holder_stdin) = start_holder(&dir)?;
-        let mnt_ns = ns_inode(holder.id(), "mnt").context("the holder's mount namespace")?;
-        fs::write(dir.join(MNT_NS_FILE), mnt_ns.to_string())?;
+        // The cgroup parent, and the name of the tmpfs that marks the mount namespace.
+        let name = format!("{PREFIX}{}", std::process::id());
+        let (holder, holder_stdin) = start_holder(&dir, &name)?;
         let mut daemon = Daemon {
-            cgroup_parent: format!("{PREFIX}{}", std::process::id()),
+            cgroup_parent: name,
             dir,
             holder,
             holder_stdin: Some(holder_stdin),
-            mnt_ns,
             dockerd: None,
             plugin: None,
         };
@@ -340,7 +338,8 @@ impl Daemon {
             let exited = self.dockerd.as_mut().context("dockerd")?.try_wait()?;
             ensure!(
                 exited.is_none() && start.elapsed() < DOCKERD_START,
-                "dockerd did not come up ({exited:?}); see {}",
+                "dockerd did not come up ({}); see {}",
+                exit_text(exited),
                 self.path("dockerd.log").display()
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -368,7 +367,8 @@ impl Daemon {
             let exited = self.plugin.as_mut().context("plugin")?.try_wait()?;
             ensure!(
                 exited.is_none() && start.elapsed() < PLUGIN_START,
-                "the plugin does not listen on /run/docker/plugins/{name}.sock ({exited:?}): {}",
+                "the plugin does not listen on /run/docker/plugins/{name}.sock ({}): {}",
+                exit_text(exited),
                 fs::read_to_string(self.path("plugin.log"))
                     .unwrap_or_default()
                     .trim()
@@ -429,18 +429,22 @@ impl Drop for Daemon {
         drop(self.holder_stdin.take());
         let _ = self.holder.kill();
         let _ = self.holder.wait();
-        sweep(&[self.mnt_ns]);
+        sweep();
     }
 }
 
-/// `nsenter --net=/run/netns/HOST unshare -m --propagation slave sh -c HOLDER_SCRIPT`; the
-/// shell holds the mount namespace until its stdin closes.
-fn start_holder(dir: &Path) -> Result<(Child, ChildStdin)> {
+fn exit_text(status: Option<std::process::ExitStatus>) -> String {
+    status.map_or("still running".into(), |s| format!("exited: {s}"))
+}
+
+/// `nsenter --net=/run/netns/HOST unshare -m --propagation slave sh -c HOLDER_SCRIPT sh NAME`;
+/// the shell holds the mount namespace until its stdin closes.
+fn start_holder(dir: &Path, name: &str) -> Result<(Child, ChildStdin)> {
     let log = fs::File::create(dir.join("holder.log"))?;
     let mut child = Command::new("nsenter")
         .arg(format!("--net=/run/netns/{HOST_NS}"))
         .args(["--", "unshare", "-m", "--propagation", "slave", "--"])
-        .args(["sh", "-c", HOLDER_SCRIPT])
+        .args(["sh", "-c", HOLDER_SCRIPT, "sh", name])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(log)
@@ -535,13 +539,34 @@ fn remove_cgroup_tree(dir: &Path) {
     let _ = fs::remove_dir(dir);
 }
 
-/// The processes of a run: in one of its mount namespaces (dockerd, containerd, shims, the
-/// plugin) or in its cgroups (the containers).
-fn bench_processes(mnt_namespaces: &[u64]) -> Vec<u32> {
-    let mut pids: Vec<u32> = all_pids()
-        .into_iter()
-        .filter(|&pid| ns_inode(pid, "mnt").is_some_and(|ns| mnt_namespaces.contains(&ns)))
-        .collect();
+/// Processes in a mount namespace whose `/run` is a tmpfs named `PREFIX*`: recognised by that
+/// mark, not by a remembered inode, which the kernel reuses once a namespace is freed.
+fn in_bench_namespaces() -> Vec<u32> {
+    let mut by_ns: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
+    for pid in all_pids() {
+        if let Some(ns) = ns_inode(pid, "mnt") {
+            by_ns.entry(ns).or_default().push(pid);
+        }
+    }
+    let marked = |pid: u32| {
+        let mounts = fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+        mounts.lines().any(|l| {
+            l.split_once(" - ")
+                .and_then(|(_, fs)| fs.strip_prefix("tmpfs "))
+                .is_some_and(|source| source.starts_with(PREFIX))
+        })
+    };
+    by_ns
+        .into_values()
+        .filter(|pids| marked(pids[0]))
+        .flatten()
+        .collect()
+}
+
+/// The processes of a run: in its mount namespace (dockerd, containerd, shims, the plugin) or
+/// in its cgroups (the containers).
+fn bench_processes() -> Vec<u32> {
+    let mut pids = in_bench_namespaces();
     for dir in bench_cgroups() {
         cgroup_procs(&dir, &mut pids);
     }
@@ -549,10 +574,10 @@ fn bench_processes(mnt_namespaces: &[u64]) -> Vec<u32> {
 }
 
 /// SIGKILL until none is left, then the cgroups go.
-fn sweep(mnt_namespaces: &[u64]) {
+fn sweep() {
     let start = Instant::now();
     loop {
-        let left = bench_processes(mnt_namespaces);
+        let left = bench_processes();
         if left.is_empty() || start.elapsed() > SWEEP {
             break;
         }
@@ -569,17 +594,9 @@ fn sweep(mnt_namespaces: &[u64]) {
     }
 }
 
-/// What an interrupted run left: processes in the mount namespaces its temp dirs name, its
-/// cgroups, namespaces and temp dirs.
+/// What an interrupted run left: its processes, cgroups, namespaces and temp dirs.
 fn remove_leftovers() -> Result<()> {
-    let (dir, prefix) = TMP_PREFIX.rsplit_once('/').context("temp prefix")?;
-    let namespaces: Vec<u64> = fs::read_dir(dir)?
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
-        .filter_map(|e| fs::read_to_string(e.path().join(MNT_NS_FILE)).ok())
-        .filter_map(|text| text.trim().parse().ok())
-        .collect();
-    sweep(&namespaces);
+    sweep();
     CLEANUP.remove_leftovers()
 }
 

@@ -51,9 +51,10 @@ const PLUGIN_START: Duration = Duration::from_secs(20);
 const SWEEP: Duration = Duration::from_secs(10);
 
 /// Sets up the private mount namespace, prints `ready`, then holds the namespace until its
-/// stdin closes (the fixture drops it, or the test process dies).
+/// stdin closes (the fixture drops it, or the test process dies). `$1` names the tmpfs on
+/// `/run`: the mark by which teardown recognises the namespace.
 const HOLDER_SCRIPT: &str = r#"set -e
-mount -t tmpfs -o mode=755 ul-docker-run /run
+mount -t tmpfs -o mode=755 "$1" /run
 mkdir -p /run/docker/plugins /run/ul-cgroup
 # sysfs shows the links of the netns it is mounted from; keep the cgroup tree across the
 # remount, runc needs it.
@@ -103,7 +104,9 @@ pub struct DockerLan {
     holder: Child,
     holder_stdin: Option<ChildStdin>,
     mnt_ns: u64,
-    cgroup_parent: String,
+    /// Unique per fixture: the cgroup parent, and the source of the tmpfs on the private
+    /// mount namespace's `/run`.
+    name: String,
     options: DockerOptions,
     dockerd: Option<Child>,
     plugin: Option<Plugin>,
@@ -125,20 +128,20 @@ impl DockerLan {
             .prefix("ul-docker-")
             .tempdir()
             .unwrap();
-        let (holder, holder_stdin) = start_holder(&lan.host.name, dir.path());
-        let mnt_ns = ns_inode(holder.id(), "mnt").expect("the holder's mount namespace");
-        let cgroup_parent = format!(
+        let name = format!(
             "ul-docker-{}x{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::SeqCst)
         );
+        let (holder, holder_stdin) = start_holder(&lan.host.name, dir.path(), &name);
+        let mnt_ns = ns_inode(holder.id(), "mnt").expect("the holder's mount namespace");
         let mut docker = DockerLan {
             lan,
             dir,
             holder,
             holder_stdin: Some(holder_stdin),
             mnt_ns,
-            cgroup_parent,
+            name,
             options,
             dockerd: None,
             plugin: None,
@@ -183,7 +186,8 @@ impl DockerLan {
         self.path("data")
     }
 
-    /// The inode of the private mount namespace.
+    /// The inode of the private mount namespace (while the fixture lives: the kernel reuses
+    /// the numbers of freed namespaces).
     pub fn mnt_ns(&self) -> u64 {
         self.mnt_ns
     }
@@ -311,7 +315,7 @@ impl DockerLan {
             format!("--exec-root={}", p("exec")),
             format!("--pidfile={}", p("docker.pid")),
             format!("--host=unix://{}", p("docker.sock")),
-            format!("--cgroup-parent={}", self.cgroup_parent),
+            format!("--cgroup-parent={}", self.name),
         ];
         args.extend(
             [
@@ -342,7 +346,8 @@ impl DockerLan {
             let exited = self.dockerd.as_mut().unwrap().try_wait().unwrap();
             assert!(
                 exited.is_none() && start.elapsed() < DOCKERD_START,
-                "dockerd did not come up ({exited:?}, {:?}): {}\n{}",
+                "dockerd did not come up ({}, {:?}): {}\n{}",
+                exit_text(exited),
                 start.elapsed(),
                 String::from_utf8_lossy(&out.stderr),
                 self.dockerd_log_tail()
@@ -486,8 +491,9 @@ impl DockerLan {
             let exited = self.plugin.as_mut().unwrap().child.try_wait().unwrap();
             assert!(
                 exited.is_none() && start.elapsed() < PLUGIN_START,
-                "the plugin is not listening on {} ({exited:?})\nplugin log tail:\n{}",
+                "the plugin is not listening on {} ({})\nplugin log tail:\n{}",
                 socket.display(),
+                exit_text(exited),
                 tail(&self.plugin_log(), 20)
             );
             thread::sleep(Duration::from_millis(20));
@@ -649,18 +655,16 @@ impl DockerLan {
 
     /// Everything this fixture made, to check after drop that none of it is left.
     pub fn footprint(&self) -> Footprint {
-        let mut pids: Vec<u32> = processes_in_mnt_ns(self.mnt_ns);
-        pids.extend(procs_in_cgroups(&cgroup_dirs(&self.cgroup_parent)));
+        let mut pids = fixture_processes(&self.name);
         pids.push(self.holder.id());
         Footprint {
             processes: pids.into_iter().filter_map(ProcessId::of).collect(),
-            mnt_ns: self.mnt_ns,
             netns: vec![self.lan.srv.name.clone(), self.lan.host.name.clone()],
             dirs: vec![
                 self.dir.path().to_path_buf(),
                 self.lan.dir.path().to_path_buf(),
             ],
-            cgroup_parent: self.cgroup_parent.clone(),
+            name: self.name.clone(),
         }
     }
 
@@ -675,8 +679,7 @@ impl DockerLan {
         let _ = self.holder.wait();
         let start = Instant::now();
         loop {
-            let mut left = processes_in_mnt_ns(self.mnt_ns);
-            left.extend(procs_in_cgroups(&cgroup_dirs(&self.cgroup_parent)));
+            let left = fixture_processes(&self.name);
             if left.is_empty() || start.elapsed() > SWEEP {
                 break;
             }
@@ -685,7 +688,7 @@ impl DockerLan {
             }
             thread::sleep(Duration::from_millis(20));
         }
-        remove_cgroups(&self.cgroup_parent);
+        remove_cgroups(&self.name);
     }
 }
 
@@ -820,16 +823,16 @@ fn build_image_tar() -> Vec<u8> {
 // ---------------------------------------------------------------------------------------------
 // Processes, namespaces, cgroups
 
-/// `nsenter --net=/run/netns/HOST unshare -m --propagation slave sh -c HOLDER_SCRIPT`:
+/// `nsenter --net=/run/netns/HOST unshare -m --propagation slave sh -c HOLDER_SCRIPT sh NAME`:
 /// nsenter and unshare exec, so the child is the shell that holds the namespace. Slave
 /// propagation: the host's mounts and unmounts (`ip netns del`) still reach it, ours never
 /// leave it.
-fn start_holder(host_netns: &str, dir: &Path) -> (Child, ChildStdin) {
+fn start_holder(host_netns: &str, dir: &Path, name: &str) -> (Child, ChildStdin) {
     let log = fs::File::create(dir.join("holder.log")).unwrap();
     let mut child = Command::new("nsenter")
         .arg(format!("--net=/run/netns/{host_netns}"))
         .args(["--", "unshare", "-m", "--propagation", "slave", "--"])
-        .args(["sh", "-c", HOLDER_SCRIPT])
+        .args(["sh", "-c", HOLDER_SCRIPT, "sh", name])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(log)
@@ -872,12 +875,33 @@ fn all_pids() -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// Processes whose mount namespace is `inode` (zombies have none and do not count).
-pub fn processes_in_mnt_ns(inode: u64) -> Vec<u32> {
-    all_pids()
-        .into_iter()
-        .filter(|&pid| ns_inode(pid, "mnt") == Some(inode))
+/// Processes in a mount namespace whose `/run` is the tmpfs named `name` (zombies have no
+/// namespace and do not count). Recognised by that mark, not by the namespace's inode: the
+/// kernel hands a freed namespace's number to the next one made.
+pub fn processes_in_private_ns(name: &str) -> Vec<u32> {
+    let mark = format!(" - tmpfs {name} ");
+    let mut by_ns: std::collections::BTreeMap<u64, Vec<u32>> = Default::default();
+    for pid in all_pids() {
+        if let Some(ns) = ns_inode(pid, "mnt") {
+            by_ns.entry(ns).or_default().push(pid);
+        }
+    }
+    by_ns
+        .into_values()
+        .filter(|pids| {
+            let mounts = fs::read_to_string(format!("/proc/{}/mountinfo", pids[0]));
+            mounts.is_ok_and(|m| m.contains(&mark))
+        })
+        .flatten()
         .collect()
+}
+
+/// Everything a fixture runs: in its private mount namespace (dockerd, containerd, shims,
+/// the plugin, the keeper) or in its cgroups (the containers).
+fn fixture_processes(name: &str) -> Vec<u32> {
+    let mut pids = processes_in_private_ns(name);
+    pids.extend(procs_in_cgroups(&cgroup_dirs(name)));
+    pids
 }
 
 /// Every directory named `name` in the cgroup trees (cgroup v1 puts one per hierarchy, some
@@ -954,6 +978,10 @@ fn signal(pid: u32, name: &str) {
         .status();
 }
 
+fn exit_text(status: Option<std::process::ExitStatus>) -> String {
+    status.map_or("still running".into(), |s| format!("exited: {s}"))
+}
+
 fn append_log(path: &Path, banner: &str) -> fs::File {
     let mut file = fs::OpenOptions::new()
         .create(true)
@@ -996,10 +1024,10 @@ impl ProcessId {
 
 pub struct Footprint {
     pub processes: Vec<ProcessId>,
-    pub mnt_ns: u64,
     pub netns: Vec<String>,
     pub dirs: Vec<PathBuf>,
-    pub cgroup_parent: String,
+    /// The fixture's cgroup parent and the mark of its mount namespace.
+    pub name: String,
 }
 
 impl Footprint {
@@ -1012,9 +1040,9 @@ impl Footprint {
             .map(|p| format!("process {}", p.pid))
             .collect();
         left.extend(
-            processes_in_mnt_ns(self.mnt_ns)
+            fixture_processes(&self.name)
                 .iter()
-                .map(|pid| format!("process {pid} in the private mount namespace")),
+                .map(|pid| format!("process {pid} in the private namespace or cgroups")),
         );
         left.extend(
             self.netns
@@ -1029,7 +1057,7 @@ impl Footprint {
                 .map(|d| format!("directory {}", d.display())),
         );
         left.extend(
-            cgroup_dirs(&self.cgroup_parent)
+            cgroup_dirs(&self.name)
                 .iter()
                 .map(|d| format!("cgroup {}", d.display())),
         );
