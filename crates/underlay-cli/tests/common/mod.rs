@@ -6,6 +6,7 @@
 
 pub mod daemon;
 pub mod dhcp;
+pub mod docker;
 
 use std::collections::BTreeSet;
 use std::process::{Command, Output};
