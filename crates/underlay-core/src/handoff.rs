@@ -84,6 +84,17 @@ pub struct Handoff {
     pub routes: Vec<Route>,
 }
 
+/// The name a handoff endpoint's DHCP identity follows: the runtime's endpoint name when it
+/// sends one (Docker from 29.8 does), else the MAC it gives (`docker run --mac-address` keeps
+/// it stable), else nothing stable (a random name).
+fn identity_name(name: Option<&str>, mac: Option<MacAddr>) -> String {
+    match (name.filter(|n| !n.is_empty()), mac) {
+        (Some(name), _) => name.to_string(),
+        (None, Some(mac)) => format!("mac-{}", mac.to_string().replace(':', "")),
+        (None, None) => String::new(),
+    }
+}
+
 /// The key a pending endpoint waits under until the runtime names it.
 fn pending_key(mac: Option<MacAddr>, name: &str) -> String {
     match mac {
@@ -100,7 +111,7 @@ impl<K: Kernel> Engine<K> {
         let _lock = self.state.lock()?;
         self.recover()?;
         let net = self.network(&req.network)?;
-        let name = req.name.clone().unwrap_or_default();
+        let name = identity_name(req.name.as_deref(), req.mac);
         let key = pending_key(req.mac, &name);
         let ep = match self.state.endpoint_by_runtime_id(&net.id, &key)? {
             Some(ep) => self.adjust_pending(&net, ep, req)?,

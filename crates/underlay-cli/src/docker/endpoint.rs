@@ -22,6 +22,7 @@ pub fn request_address(
     engine: &mut Engine<LinuxKernel>,
     req: &RequestAddressRequest,
 ) -> Result<RequestAddressResponse, Error> {
+    tracing::debug!(pool = %req.pool_id, address = ?req.address, options = ?req.options, "RequestAddress");
     let pool = pools::load(engine.state(), &req.pool_id)?;
     let cidr = pool.cidr()?;
     let Some(network_id) = pool.network_id.as_deref().filter(|_| !req.is_gateway()) else {
