@@ -204,7 +204,7 @@ fn dhcp_networks_take_addresses_from_the_lans_server_and_give_them_back() {
         .parse()
         .unwrap();
     assert!((150..=199).contains(&last) && got.ends_with("/24"), "{got}");
-    assert_eq!(lan.container_addresses("d1", "eth0"), [got.clone()]);
+    assert_eq!(lan.container_addresses("d1", "eth0"), std::slice::from_ref(&got));
     assert!(lan.pings_from("d1", GATEWAY));
     // The MAC that got the lease is the container's.
     let bare = got.split('/').next().unwrap().to_string();
@@ -293,7 +293,7 @@ fn a_dockerd_restart_neither_hangs_nor_loses_addresses() {
     }
     assert_eq!(address(&lan, "c1", "lan"), "198.51.100.9/24");
     assert_eq!(address(&lan, "c2", "lan"), before);
-    assert!(lan.pings_from("c1", &before.split('/').next().unwrap().to_string()));
+    assert!(lan.pings_from("c1", before.split('/').next().unwrap()));
     let endpoints = underlay_networks(&lan)[0]["Endpoints"].as_u64().unwrap();
     assert_eq!(endpoints, 2, "no endpoint leaked over the restart");
     lan.ok(&["rm", "-f", "c1", "c2"]);
