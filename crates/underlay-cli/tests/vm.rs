@@ -694,7 +694,7 @@ fn vm_lab_run_passes_every_check_with_the_vlan_trunk_scenario() {
     let out = ok(Command::new(UNDERLAY).args(["lab", "run"]));
     let summary = out.lines().last().unwrap_or_default();
     assert!(
-        summary.starts_with("41 passed, 0 failed") && !summary.contains("skipped"),
+        summary.starts_with("44 passed, 0 failed") && !summary.contains("skipped"),
         "{summary}\n{out}"
     );
     assert!(

@@ -11,6 +11,8 @@ use super::underlay::Underlay;
 
 pub const NETWORK: &str = "lab";
 const METRIC: &str = "100";
+/// The docker host's address on the lab network once host access is on.
+const HOST_ACCESS_ADDRESS: &str = "198.51.100.4";
 /// How long the router may take to learn c1's MAC from its gratuitous ARP.
 const LEARN_DEADLINE_SECS: u64 = 3;
 
@@ -68,7 +70,7 @@ pub const SETUP: [Step<Lab>; 3] = [
 ];
 
 /// Everything `lab run` checks after [`SETUP`].
-pub const CHECKS: [Step<Lab>; 18] = [
+pub const CHECKS: [Step<Lab>; 21] = [
     Step {
         provides: "router knows c1",
         title: "router learned c1's MAC from its gratuitous ARP",
@@ -104,6 +106,24 @@ pub const CHECKS: [Step<Lab>; 18] = [
         title: "c1 cannot reach the parent's own 198.51.100.10",
         needs: &["c1 connected"],
         run: c1_cannot_reach_parent,
+    },
+    Step {
+        provides: "host access",
+        title: "--host-access on: the docker host pings c1",
+        needs: &["parent isolated"],
+        run: host_access_on,
+    },
+    Step {
+        provides: "host reachable",
+        title: "and c1 reaches the host at its host-access address",
+        needs: &["host access"],
+        run: c1_reaches_host,
+    },
+    Step {
+        provides: "host access off",
+        title: "--host-access off: isolated again, the host link gone",
+        needs: &["host access"],
+        run: host_access_off,
     },
     Step {
         provides: "in-use refused",
@@ -307,6 +327,26 @@ fn c1_cannot_reach_parent(_: &mut Lab) -> anyhow::Result<()> {
     );
     // ping exits 1 for "no reply"; anything else (2, or ip's own 255) means it did not run.
     ran.expect_exit(1).map(drop)
+}
+
+/// Host access gives the docker host a link of its own on the parent, with the first free
+/// address (.4: c1 and c2 hold .2 and .3), and a route to each endpoint through it.
+fn host_access_on(lab: &mut Lab) -> anyhow::Result<()> {
+    lab.underlay.ok(&["network", "update", NETWORK, "--host-access", "on"])?;
+    ping(topology::HOST, "198.51.100.2").context("the docker host cannot reach c1")
+}
+
+fn c1_reaches_host(_: &mut Lab) -> anyhow::Result<()> {
+    ping(C1, HOST_ACCESS_ADDRESS)
+}
+
+fn host_access_off(lab: &mut Lab) -> anyhow::Result<()> {
+    lab.underlay.ok(&["network", "update", NETWORK, "--host-access", "off"])?;
+    let ran = sys::run("ip", &ping_args(topology::HOST, "198.51.100.2"))?;
+    anyhow::ensure!(!ran.succeeded(), "the docker host still reaches c1 without host access");
+    let links = ip(&["-n", topology::HOST, "-br", "link", "show"])?;
+    anyhow::ensure!(!links.contains("ulh"), "the host access link is still there: {links}");
+    Ok(())
 }
 
 /// `ping -c1 -W1` from `ns`, tried up to three times: the first IPv6 echo may be lost while
