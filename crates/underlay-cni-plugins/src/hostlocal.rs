@@ -93,7 +93,7 @@ impl Plugin for HostLocalPlugin {
     fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
         let conf = parse(args)?;
         open(&conf)
-            .map(drop)
+            .and_then(|store| store.status().map_err(from_hostlocal))
             .map_err(|e| CniError::not_available(e.msg))
     }
 }

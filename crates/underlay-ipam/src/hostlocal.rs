@@ -156,17 +156,24 @@ pub struct HostLocal {
 
 impl HostLocal {
     /// Opens (creating if needed) `<data_dir>/<network_name>`. A name that would leave
-    /// `data_dir` (empty, containing `/`, starting with `.`) is refused.
+    /// `data_dir` (empty, containing `/`, starting with `.`) is refused. The lock file is
+    /// created, as the reference does; it is first taken by the first operation (see
+    /// [`HostLocal::status`] to check it can be).
     pub fn open(data_dir: impl AsRef<Path>, network_name: &str) -> Result<Self, HostLocalError> {
         check_network_name(network_name)?;
         let dir = data_dir.as_ref().join(network_name);
         fs::create_dir_all(&dir).map_err(io_error("create directory", &dir))?;
-        let local = HostLocal {
+        disk::create_lock_file(&dir)?;
+        Ok(HostLocal {
             dir,
             last_stats: Mutex::new(OpStats::default()),
-        };
-        local.run(|_| Ok(()))?;
-        Ok(local)
+        })
+    }
+
+    /// Whether operations can run: the lock can be taken and the reservations read (the index
+    /// is rebuilt if it has to be).
+    pub fn status(&self) -> Result<(), HostLocalError> {
+        self.run(|_| Ok(()))
     }
 
     /// The network directory.
