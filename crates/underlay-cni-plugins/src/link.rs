@@ -14,11 +14,12 @@ use underlay_cni::result::{Interface, IpConfig, Route as CniRoute};
 use underlay_cni::{CmdArgs, CniError, CniResult, NetConf, Plugin};
 use underlay_core::{IfName, LinkKind, LinkPlan, MacAddr};
 use underlay_linux::{
-    IpNet, IpvlanFlag, IpvlanMode, Kernel, Link, LinuxKernel, MacvlanMode, Netlink, Netns, Route,
+    IpNet, IpvlanFlag, IpvlanMode, Kernel, Link, MacvlanMode, Netlink, Netns, Route,
 };
 
 use crate::errors::{from_core, from_kernel};
 use crate::ipam::Ipam;
+use crate::kernel::{netlink_in, PluginKernel};
 
 /// Which link kind this invocation builds.
 pub enum LinkPlugin {
@@ -106,7 +107,7 @@ fn reject_unsupported(vlan: Option<u16>) -> Result<(), CniError> {
 impl Plugin for LinkPlugin {
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
         let conf = self.conf(args)?;
-        let mut kernel = LinuxKernel::open().map_err(|e| from_kernel("opening netlink", e))?;
+        let mut kernel = PluginKernel::open().map_err(|e| from_kernel("opening netlink", e))?;
         let netns_path = args
             .env
             .netns
@@ -141,7 +142,7 @@ impl Plugin for LinkPlugin {
         };
         let plan = plan(&conf, args, &master, &ipam, &netns_path)?;
         match underlay_core::plumb_link(&mut kernel, &ns, &mut nl, &plan) {
-            Ok(index) => result(&mut nl, index, &conf, args, ipam, &netns_path),
+            Ok(index) => result(&mut nl, index, &plan, &conf, args, ipam),
             Err(err) => {
                 delete_named(&mut nl, &plan.tmp_ifname.to_string());
                 delete_named(&mut nl, &args.env.ifname);
@@ -162,7 +163,7 @@ impl Plugin for LinkPlugin {
         };
         if let Some(path) = &args.env.netns {
             if let Ok(Some(ns)) = Netns::open(path) {
-                let mut nl = underlay_linux::RtNetlink::open_in(&ns)
+                let mut nl = netlink_in(&ns)
                     .map_err(|e| from_kernel("opening netlink in the container", e))?;
                 if let Some(link) = nl
                     .link_by_name(&args.env.ifname)
@@ -194,8 +195,8 @@ impl Plugin for LinkPlugin {
             .clone()
             .ok_or_else(|| CniError::invalid_env("CNI_NETNS is required for CHECK"))?;
         let ns = open_netns(&netns_path)?;
-        let mut nl = underlay_linux::RtNetlink::open_in(&ns)
-            .map_err(|e| from_kernel("opening netlink in the container", e))?;
+        let mut nl =
+            netlink_in(&ns).map_err(|e| from_kernel("opening netlink in the container", e))?;
         let link = nl
             .link_by_name(&args.env.ifname)
             .map_err(|e| from_kernel("looking up CNI_IFNAME", e))?
@@ -347,15 +348,21 @@ fn route(r: &CniRoute, ips: &[IpConfig]) -> Route {
 fn result(
     nl: &mut underlay_linux::RtNetlink,
     index: u32,
+    plan: &LinkPlan,
     conf: &LinkConf,
     args: &CmdArgs,
     ipam: CniResult,
-    netns: &Path,
 ) -> Result<CniResult, CniError> {
-    let link = nl
-        .link_by_index(index)
-        .map_err(|e| from_kernel("reading the new link", e))?;
-    let mac = link.and_then(|l| l.mac).map(|m| MacAddr(m).to_string());
+    let mac = match plan.kind {
+        // The kernel takes the address it is given: no need to ask it back.
+        LinkKind::Macvlan { mac, .. } => Some(mac.to_string()),
+        // ipvlan and vlan links carry their parent's address.
+        _ => nl
+            .link_by_index(index)
+            .map_err(|e| from_kernel("reading the new link", e))?
+            .and_then(|l| l.mac)
+            .map(|m| MacAddr(m).to_string()),
+    };
     let ips = ipam
         .ips
         .into_iter()
@@ -373,7 +380,7 @@ fn result(
         interfaces: vec![Interface {
             name: args.env.ifname.clone(),
             mac,
-            sandbox: Some(netns.display().to_string()),
+            sandbox: Some(plan.netns.clone()),
             ..Interface::default()
         }],
         ips,

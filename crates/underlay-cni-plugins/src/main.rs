@@ -5,6 +5,7 @@
 mod errors;
 mod hostlocal;
 mod ipam;
+mod kernel;
 mod link;
 mod static_ipam;
 
