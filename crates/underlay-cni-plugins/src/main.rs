@@ -7,6 +7,7 @@ mod hostlocal;
 mod ipam;
 mod kernel;
 mod link;
+mod parents;
 mod static_ipam;
 
 use std::path::Path;

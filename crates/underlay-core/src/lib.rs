@@ -26,6 +26,6 @@ pub use inspect::{inspect_json, list_json};
 pub use link::{default_route, plumb_link, LinkKind, LinkPlan};
 pub use model::{Driver, Endpoint, Family, IpConfig, Network, NetworkSpec, Parent, Phase};
 pub use names::{IfName, MacAddr};
-pub use request::{Connect, CreateNetwork, Disconnect};
+pub use request::{vlan_link_name, Connect, CreateNetwork, Disconnect};
 pub use state::{State, DEFAULT_STATE_DIR};
 pub use target::Target;
