@@ -338,6 +338,29 @@ impl HostLocal {
         })
     }
 
+    /// Whether the attachment holds an address, as the reference's CHECK asks: a reservation
+    /// of (container ID, ifname), or a legacy ID-only one of the container. The addresses the
+    /// caller expects it to hold (`expected`, e.g. a CHECK's `prevResult`) are looked at first,
+    /// one reservation file each under the lock; only when none of them is the attachment's is
+    /// the index consulted.
+    pub fn holds(
+        &self,
+        container_id: &str,
+        ifname: &str,
+        expected: &[IpAddr],
+    ) -> Result<bool, HostLocalError> {
+        let owner = attachment(container_id, ifname)?;
+        let mine = |o: &Owner| o.id == owner.id && o.ifname.as_deref().is_none_or(|i| i == ifname);
+        if !expected.is_empty() {
+            let (found, stats) = disk::any_owner_of(&self.dir, expected, &mine)?;
+            *self.last_stats.lock().unwrap_or_else(|e| e.into_inner()) = stats;
+            if found {
+                return Ok(true);
+            }
+        }
+        self.run(|s| Ok(s.index.entries.values().any(mine)))
+    }
+
     /// Every reservation of the network, in address order.
     pub fn reservations(&self) -> Result<Vec<HostLocalReservation>, HostLocalError> {
         self.run(|s| {
