@@ -132,10 +132,12 @@ pub struct OpStats {
     pub dir_scans: u32,
     /// Whether the index was rebuilt from the directory.
     pub index_rebuilt: bool,
-    /// Whether a rewritten index was proven current (see `disk.rs`); `false` makes the next
-    /// operation rebuild it.
+    /// Whether the index written back (appended to or rewritten) was proven current (see
+    /// `disk.rs`); `false` makes the next operation rebuild it.
     pub index_settled: bool,
-    /// Bytes read and written (the index grows with the network; everything else is constant).
+    /// Bytes read and written. Reading the index grows with the network; writing it is a
+    /// constant-size append except when it is compacted (once per reservations' worth of
+    /// changes); everything else is constant.
     pub bytes_read: u64,
     pub bytes_written: u64,
     /// Times the index was touched while waiting for the file-system clock to tick past the
