@@ -39,7 +39,7 @@ use nix::fcntl::{Flock, FlockArg};
 use nix::sys::stat::futimens;
 use nix::sys::time::TimeSpec;
 
-use super::index::{compaction_due, fnv1a, Change, DirStamp, Index, Owner, FNV_OFFSET};
+use super::index::{chunk_hash, compaction_due, Change, DirStamp, Index, Owner, HASH_SEED};
 use super::range::go_ip_string;
 use super::{HostLocalError, OpStats};
 
@@ -73,7 +73,7 @@ pub(crate) struct Session {
 
 /// What an append to the loaded index file needs.
 struct Loaded {
-    /// FNV-1a state over the whole file.
+    /// The checksum of its last stamp.
     hash: u64,
     /// Changes already appended after its snapshot.
     appended: usize,
@@ -307,7 +307,7 @@ impl Session {
         };
         let lines = Index::encode_changes(&self.changes);
         let stamp = self.dir_stamp().map_err(io::Error::other)?;
-        let hash = fnv1a(loaded.hash, lines.as_bytes());
+        let hash = chunk_hash(loaded.hash, lines.as_bytes());
         let record = format!("{lines}{}", self.index.stamp_line(hash, stamp));
         file.write_all(record.as_bytes())?;
         self.stats.files_written += 1;
@@ -333,7 +333,7 @@ impl Session {
         let stamp = self.dir_stamp().map_err(io::Error::other)?;
         let line = self
             .index
-            .stamp_line(fnv1a(FNV_OFFSET, body.as_bytes()), stamp);
+            .stamp_line(chunk_hash(HASH_SEED, body.as_bytes()), stamp);
         // Querying the index's timestamps before writing to it makes a multigrain kernel give
         // that write a fine-grained mtime, later than the directory's: the proof in `settle`
         // then holds at the first look instead of after a sleep.
