@@ -174,7 +174,7 @@ impl Index {
             offset += line.len();
             let line = line.strip_suffix('\n')?;
             if let Some(fields) = line.strip_prefix("stamp ") {
-                hash = chunk_hash(hash, text[chunk_start..start].as_bytes());
+                hash = chunk_hash(hash, &text.as_bytes()[chunk_start..start]);
                 chunk_start = offset;
                 last_stamp = Some(fields);
                 continue;
