@@ -538,4 +538,26 @@ mod tests {
         assert!(net.holds("old", "eth3", &[old]).unwrap());
         assert!(net.holds("old", "eth3", &[]).unwrap());
     }
+
+    #[test]
+    fn an_index_of_the_earlier_format_is_rebuilt_not_trusted() {
+        let data = tempfile::TempDir::new().unwrap();
+        let net = HostLocal::open(data.path(), "net1").unwrap();
+        net.allocate(0, &range(), "a", "eth0", None).unwrap();
+        // What the first release wrote: a whole snapshot, a byte-wise checksum, version 1.
+        let v1 = "underlay-hostlocal-index 1\n10.0.0.2 a eth0\nstamp 1 2 3 4 1 0123456789abcdef\n";
+        fs::write(net.dir().join(INDEX_FILE), v1).unwrap();
+        fs::write(net.dir().join("10.0.0.3"), "ref\r\neth0").unwrap();
+        assert_eq!(
+            net.allocate(0, &range(), "b", "eth0", None)
+                .unwrap()
+                .to_string(),
+            "10.0.0.4"
+        );
+        assert!(net.last_op_stats().index_rebuilt);
+        let text = fs::read_to_string(net.dir().join(INDEX_FILE)).unwrap();
+        assert!(text.starts_with("underlay-hostlocal-index 2\n"), "{text}");
+        assert_eq!(net.reservations().unwrap().len(), 3);
+        assert!(!net.last_op_stats().index_rebuilt);
+    }
 }
