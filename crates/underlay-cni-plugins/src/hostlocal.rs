@@ -61,14 +61,21 @@ impl Plugin for HostLocalPlugin {
             .map_err(from_hostlocal)
     }
 
+    /// Like the reference: the attachment holds some address. prevResult's addresses are
+    /// tried first, so a CHECK reads one file instead of the index.
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
         let conf = parse(args)?;
-        let held = open(&conf)?.reservations().map_err(from_hostlocal)?;
         let (id, ifname) = (&args.env.container_id, &args.env.ifname);
-        let mine = held
+        let expected: Vec<IpAddr> = conf
+            .net
+            .prev_result
             .iter()
-            .any(|r| &r.container_id == id && r.ifname.as_deref().is_none_or(|i| i == ifname));
-        if !mine {
+            .flat_map(|r| r.ips.iter().map(|ip| ip.address.addr()))
+            .collect();
+        let held = open(&conf)?
+            .holds(id, ifname, &expected)
+            .map_err(from_hostlocal)?;
+        if !held {
             return Err(CniError::new(
                 code::ADDRESS_UNAVAILABLE,
                 format!("host-local holds no address for container {id} interface {ifname}"),
@@ -93,7 +100,7 @@ impl Plugin for HostLocalPlugin {
     fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
         let conf = parse(args)?;
         open(&conf)
-            .map(drop)
+            .and_then(|store| store.status().map_err(from_hostlocal))
             .map_err(|e| CniError::not_available(e.msg))
     }
 }

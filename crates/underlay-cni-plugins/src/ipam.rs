@@ -3,6 +3,8 @@
 //! `underlay-cni`), it runs in-process: the same code, without a process spawn per ADD, DEL
 //! and CHECK.
 
+use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use underlay_cni::{CmdArgs, CniError, CniResult, DelegateIpam, Plugin};
@@ -75,11 +77,19 @@ fn ours(kind: &str) -> Option<&'static dyn Plugin> {
     }
 }
 
-/// Whether the `kind` plugin CNI_PATH resolves to is the file this process runs from.
+/// Whether the `kind` plugin CNI_PATH resolves to is the file this process runs from (the
+/// same inode: through any symlink or hard link).
 fn found_plugin_is_this_binary(kind: &str, args: &CmdArgs) -> bool {
     let Ok(found) = DelegateIpam::new(&args.env).find(kind) else {
         return false;
     };
-    let me = std::env::current_exe().and_then(std::fs::canonicalize);
-    matches!((std::fs::canonicalize(Path::new(&found)), me), (Ok(a), Ok(b)) if a == b)
+    let same =
+        |a: std::fs::Metadata, b: std::fs::Metadata| a.dev() == b.dev() && a.ino() == b.ino();
+    match (
+        fs::metadata(Path::new(&found)),
+        fs::metadata("/proc/self/exe"),
+    ) {
+        (Ok(a), Ok(b)) => same(a, b),
+        _ => false,
+    }
 }

@@ -3,6 +3,9 @@
 //!
 //! Unlike the reference, a failed ADD leaves nothing: when the link cannot be built after IPAM
 //! succeeded, the link (if any) is deleted and IPAM DEL is called before the error is returned.
+//!
+//! With our `vlan` key, macvlan and ipvlan links hang off the master's 802.1Q sub-interface,
+//! which [`crate::parents`] creates and removes with the engine's ownership rules.
 
 use std::path::Path;
 
@@ -14,11 +17,13 @@ use underlay_cni::result::{Interface, IpConfig, Route as CniRoute};
 use underlay_cni::{CmdArgs, CniError, CniResult, NetConf, Plugin};
 use underlay_core::{IfName, LinkKind, LinkPlan, MacAddr};
 use underlay_linux::{
-    IpNet, IpvlanFlag, IpvlanMode, Kernel, Link, LinuxKernel, MacvlanMode, Netlink, Netns, Route,
+    IpNet, IpvlanFlag, IpvlanMode, Kernel, Link, MacvlanMode, Netlink, Netns, Route,
 };
 
 use crate::errors::{from_core, from_kernel};
 use crate::ipam::Ipam;
+use crate::kernel::{netlink_in, PluginKernel};
+use crate::parents::{parent_name, Registry, User};
 
 /// Which link kind this invocation builds.
 pub enum LinkPlugin {
@@ -36,6 +41,8 @@ struct LinkConf {
     link_in_container: bool,
     mtu: Option<u32>,
     mac: Option<[u8; 6]>,
+    /// Ours: hang the link off 802.1Q sub-interface `vlan` of the master.
+    vlan: Option<u16>,
     kind: Kind,
 }
 
@@ -50,19 +57,20 @@ impl LinkPlugin {
         match self {
             LinkPlugin::Macvlan => {
                 let c = MacvlanConf::parse(&args.stdin, &args.env.args).map_err(CniError::from)?;
-                reject_unsupported(c.vlan)?;
+                refuse_vlan_in_container(c.vlan, c.link_in_container)?;
                 Ok(LinkConf {
                     net: c.net,
                     master: c.master,
                     link_in_container: c.link_in_container,
                     mtu: c.mtu,
                     mac: c.mac.map(|m| m.0),
+                    vlan: c.vlan,
                     kind: Kind::Macvlan(macvlan_mode(c.mode), c.bcqueuelen),
                 })
             }
             LinkPlugin::Ipvlan => {
                 let c = IpvlanConf::parse(&args.stdin).map_err(CniError::from)?;
-                reject_unsupported(c.vlan)?;
+                refuse_vlan_in_container(c.vlan, c.link_in_container)?;
                 let master = match &c.master {
                     Some(m) => Some(m.clone()),
                     None => c
@@ -77,6 +85,7 @@ impl LinkPlugin {
                     link_in_container: c.link_in_container,
                     mtu: c.mtu,
                     mac: None,
+                    vlan: c.vlan,
                     kind,
                 })
             }
@@ -88,6 +97,7 @@ impl LinkPlugin {
                     link_in_container: c.link_in_container,
                     mtu: c.mtu,
                     mac: None,
+                    vlan: None,
                     kind: Kind::Vlan(c.vlan_id),
                 })
             }
@@ -95,18 +105,36 @@ impl LinkPlugin {
     }
 }
 
-/// Not built yet: refused with the spec's "unsupported field" rather than ignored.
-fn reject_unsupported(vlan: Option<u16>) -> Result<(), CniError> {
-    if let Some(id) = vlan {
-        return Err(CniError::unsupported_field("vlan", id));
+/// With `linkInContainer` the sub-interface would live in the container's netns, shared by
+/// nobody else: not supported, and said so rather than ignored.
+fn refuse_vlan_in_container(vlan: Option<u16>, link_in_container: bool) -> Result<(), CniError> {
+    match vlan {
+        Some(id) if link_in_container => Err(CniError::new(
+            code::UNSUPPORTED_FIELD,
+            format!(
+                "unsupported field vlan ({id}) together with linkInContainer (true): the 802.1Q \
+                 parent is made in the host netns only"
+            ),
+        )),
+        _ => Ok(()),
     }
-    Ok(())
+}
+
+impl LinkConf {
+    /// This attachment, as a user of a VLAN parent.
+    fn user(&self, args: &CmdArgs) -> User {
+        User {
+            network: self.net.name.clone(),
+            container_id: args.env.container_id.clone(),
+            ifname: args.env.ifname.clone(),
+        }
+    }
 }
 
 impl Plugin for LinkPlugin {
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
         let conf = self.conf(args)?;
-        let mut kernel = LinuxKernel::open().map_err(|e| from_kernel("opening netlink", e))?;
+        let mut kernel = PluginKernel::open().map_err(|e| from_kernel("opening netlink", e))?;
         let netns_path = args
             .env
             .netns
@@ -121,57 +149,31 @@ impl Plugin for LinkPlugin {
         } else {
             find_master(kernel.host(), conf.master.as_deref())?
         };
-        if nl
-            .link_by_name(&args.env.ifname)
-            .map_err(|e| from_kernel("looking up CNI_IFNAME", e))?
-            .is_some()
-        {
-            return Err(CniError::new(
-                code::LINK_EXISTS,
-                format!(
-                    "interface {} already exists in {}",
-                    args.env.ifname,
-                    netns_path.display()
-                ),
-            ));
-        }
-        let ipam = match conf.net.ipam_type() {
-            Some(kind) => Ipam::new(kind, args).add()?,
-            None => CniResult::default(),
+        refuse_taken_ifname(&mut nl, args, &netns_path)?;
+        let Some(vid) = conf.vlan else {
+            return ipam_then_link(&mut kernel, &ns, &mut nl, &conf, args, &master, &netns_path);
         };
-        let plan = plan(&conf, args, &master, &ipam, &netns_path)?;
-        match underlay_core::plumb_link(&mut kernel, &ns, &mut nl, &plan) {
-            Ok(index) => result(&mut nl, index, &conf, args, ipam, &netns_path),
-            Err(err) => {
-                delete_named(&mut nl, &plan.tmp_ifname.to_string());
-                delete_named(&mut nl, &args.env.ifname);
-                if let Some(kind) = conf.net.ipam_type() {
-                    let _ = Ipam::new(kind, args).del();
-                }
-                Err(from_core(err))
-            }
+        let registry = Registry::open()?;
+        let user = conf.user(args);
+        let parent = registry.attach(kernel.host(), &master, vid, user.clone())?;
+        let done = ipam_then_link(&mut kernel, &ns, &mut nl, &conf, args, &parent, &netns_path);
+        if done.is_err() {
+            let _ = registry.detach(kernel.host(), Some(&parent.name), &user);
         }
+        done
     }
 
-    /// IPAM DEL, then the link if the netns and the link are still there; both gone is success.
+    /// IPAM DEL, then the link if the netns and the link are still there (both gone is
+    /// success), then the VLAN parent if this was its last user.
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
         let conf = self.conf(args)?;
         let ipam = match conf.net.ipam_type() {
             Some(kind) => Ipam::new(kind, args).del(),
             None => Ok(()),
         };
-        if let Some(path) = &args.env.netns {
-            if let Ok(Some(ns)) = Netns::open(path) {
-                let mut nl = underlay_linux::RtNetlink::open_in(&ns)
-                    .map_err(|e| from_kernel("opening netlink in the container", e))?;
-                if let Some(link) = nl
-                    .link_by_name(&args.env.ifname)
-                    .map_err(|e| from_kernel("looking up CNI_IFNAME", e))?
-                {
-                    nl.delete_link(link.index)
-                        .map_err(|e| from_kernel("deleting CNI_IFNAME", e))?;
-                }
-            }
+        delete_container_link(args)?;
+        if let Some(vid) = conf.vlan {
+            release_parent(&conf, args, vid)?;
         }
         ipam
     }
@@ -194,8 +196,8 @@ impl Plugin for LinkPlugin {
             .clone()
             .ok_or_else(|| CniError::invalid_env("CNI_NETNS is required for CHECK"))?;
         let ns = open_netns(&netns_path)?;
-        let mut nl = underlay_linux::RtNetlink::open_in(&ns)
-            .map_err(|e| from_kernel("opening netlink in the container", e))?;
+        let mut nl =
+            netlink_in(&ns).map_err(|e| from_kernel("opening netlink in the container", e))?;
         let link = nl
             .link_by_name(&args.env.ifname)
             .map_err(|e| from_kernel("looking up CNI_IFNAME", e))?
@@ -206,6 +208,9 @@ impl Plugin for LinkPlugin {
                 )
             })?;
         check_kind(&link, &conf.kind)?;
+        if let Some(vid) = conf.vlan {
+            check_parent(&conf, vid)?;
+        }
         let present = nl
             .addresses(link.index)
             .map_err(|e| from_kernel("listing addresses", e))?;
@@ -232,13 +237,119 @@ impl Plugin for LinkPlugin {
         }
     }
 
+    /// IPAM GC, and the users of VLAN parents missing from the attachment list (with the
+    /// parents they leave unused).
     fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
         let conf = self.conf(args)?;
+        if conf.vlan.is_some() {
+            if let Some(valid) = &conf.net.gc_attachments {
+                let valid: Vec<(&str, &str)> = valid
+                    .iter()
+                    .map(|a| (a.container_id.as_str(), a.ifname.as_str()))
+                    .collect();
+                let mut host = host_netlink()?;
+                Registry::open()?.gc(&mut host, &conf.net.name, &valid)?;
+            }
+        }
         match conf.net.ipam_type() {
             Some(kind) => Ipam::new(kind, args).gc(),
             None => Ok(()),
         }
     }
+}
+
+/// IPAM ADD, then the link on `parent`; a failure of the link deletes it and calls IPAM DEL.
+fn ipam_then_link(
+    kernel: &mut PluginKernel,
+    ns: &Netns,
+    nl: &mut underlay_linux::RtNetlink,
+    conf: &LinkConf,
+    args: &CmdArgs,
+    parent: &Link,
+    netns_path: &Path,
+) -> Result<CniResult, CniError> {
+    let ipam = match conf.net.ipam_type() {
+        Some(kind) => Ipam::new(kind, args).add()?,
+        None => CniResult::default(),
+    };
+    let plan = plan(conf, args, parent, &ipam, netns_path)?;
+    match underlay_core::plumb_link(kernel, ns, nl, &plan) {
+        Ok(index) => result(nl, index, &plan, conf, args, ipam),
+        Err(err) => {
+            delete_named(nl, &plan.tmp_ifname.to_string());
+            delete_named(nl, &args.env.ifname);
+            if let Some(kind) = conf.net.ipam_type() {
+                let _ = Ipam::new(kind, args).del();
+            }
+            Err(from_core(err))
+        }
+    }
+}
+
+/// ADD refuses to take over an interface of the container that is already there.
+fn refuse_taken_ifname(
+    nl: &mut underlay_linux::RtNetlink,
+    args: &CmdArgs,
+    netns_path: &Path,
+) -> Result<(), CniError> {
+    let taken = nl
+        .link_by_name(&args.env.ifname)
+        .map_err(|e| from_kernel("looking up CNI_IFNAME", e))?
+        .is_some();
+    if taken {
+        return Err(CniError::new(
+            code::LINK_EXISTS,
+            format!(
+                "interface {} already exists in {}",
+                args.env.ifname,
+                netns_path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Deletes CNI_IFNAME in CNI_NETNS; the netns or the link being gone already is success.
+fn delete_container_link(args: &CmdArgs) -> Result<(), CniError> {
+    let Some(path) = &args.env.netns else {
+        return Ok(());
+    };
+    let Ok(Some(ns)) = Netns::open(path) else {
+        return Ok(());
+    };
+    let mut nl = netlink_in(&ns).map_err(|e| from_kernel("opening netlink in the container", e))?;
+    if let Some(link) = nl
+        .link_by_name(&args.env.ifname)
+        .map_err(|e| from_kernel("looking up CNI_IFNAME", e))?
+    {
+        nl.delete_link(link.index)
+            .map_err(|e| from_kernel("deleting CNI_IFNAME", e))?;
+    }
+    Ok(())
+}
+
+/// This attachment no longer uses its VLAN parent. The parent is found from the master (the
+/// default-route interface when none is named); when even that is gone, every recorded parent
+/// is searched for the attachment.
+fn release_parent(conf: &LinkConf, args: &CmdArgs, vid: u16) -> Result<(), CniError> {
+    let mut host = host_netlink()?;
+    let master = match &conf.master {
+        Some(m) => Some(m.clone()),
+        None => find_master(&mut host, None).ok().map(|l| l.name),
+    };
+    let name = master.map(|m| parent_name(&m, vid)).transpose()?;
+    Registry::open()?.detach(&mut host, name.as_deref(), &conf.user(args))
+}
+
+/// CHECK with `vlan`: the parent is still there and still VLAN `vid` of the master.
+fn check_parent(conf: &LinkConf, vid: u16) -> Result<(), CniError> {
+    let mut host = host_netlink()?;
+    let master = find_master(&mut host, conf.master.as_deref())?;
+    crate::parents::check(&mut host, &master.name, vid)
+}
+
+fn host_netlink() -> Result<underlay_linux::RtNetlink, CniError> {
+    underlay_linux::RtNetlink::open().map_err(|e| from_kernel("opening netlink", e))
 }
 
 /// `master`, or the interface of the default route (the reference's default), in the
@@ -348,15 +459,21 @@ fn route(r: &CniRoute, ips: &[IpConfig]) -> Route {
 fn result(
     nl: &mut underlay_linux::RtNetlink,
     index: u32,
+    plan: &LinkPlan,
     conf: &LinkConf,
     args: &CmdArgs,
     ipam: CniResult,
-    netns: &Path,
 ) -> Result<CniResult, CniError> {
-    let link = nl
-        .link_by_index(index)
-        .map_err(|e| from_kernel("reading the new link", e))?;
-    let mac = link.and_then(|l| l.mac).map(|m| MacAddr(m).to_string());
+    let mac = match plan.kind {
+        // The kernel takes the address it is given: no need to ask it back.
+        LinkKind::Macvlan { mac, .. } => Some(mac.to_string()),
+        // ipvlan and vlan links carry their parent's address.
+        _ => nl
+            .link_by_index(index)
+            .map_err(|e| from_kernel("reading the new link", e))?
+            .and_then(|l| l.mac)
+            .map(|m| MacAddr(m).to_string()),
+    };
     let ips = ipam
         .ips
         .into_iter()
@@ -374,7 +491,7 @@ fn result(
         interfaces: vec![Interface {
             name: args.env.ifname.clone(),
             mac,
-            sandbox: Some(netns.display().to_string()),
+            sandbox: Some(plan.netns.clone()),
             ..Interface::default()
         }],
         ips,

@@ -5,7 +5,9 @@
 mod errors;
 mod hostlocal;
 mod ipam;
+mod kernel;
 mod link;
+mod parents;
 mod static_ipam;
 
 use std::path::Path;

@@ -371,3 +371,59 @@ fn link_in_container_uses_a_master_inside_the_container() {
     );
     assert!(f.link(0, "eth0").is_none());
 }
+
+/// Our `vlan` key's refusals, which need no 802.1Q in the kernel (the rest of the key is
+/// tested in the kernel VM, tests/vm.rs): each gives its code and leaves nothing behind.
+#[test]
+fn vlan_key_refusals_give_their_codes_and_create_nothing() {
+    let f = Fixture::new(1);
+    let ns = f.netns(0);
+    let mut conf = f.macvlan_conf("1.0.0", "198.51.100.0/24");
+    conf["vlan"] = json!(100);
+    // 2: the parent would have to live in the container.
+    let mut inside = conf.clone();
+    inside["linkInContainer"] = json!(true);
+    let (code, out) = f.cni("macvlan", "ADD", &inside, "ctr1", "eth0", Some(&ns));
+    assert_eq!((code, out["code"].as_u64()), (1, Some(2)), "{out}");
+    let msg = out["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("vlan") && msg.contains("linkInContainer"),
+        "{msg}"
+    );
+    // 103: `eth0.100` exists and is no VLAN (a veth here).
+    ip(&[
+        "-n", &f.host, "link", "add", "eth0.100", "type", "veth", "peer", "name", "p100",
+    ]);
+    let (code, out) = f.cni("macvlan", "ADD", &conf, "ctr1", "eth0", Some(&ns));
+    assert_eq!((code, out["code"].as_u64()), (1, Some(103)), "{out}");
+    assert!(
+        out["msg"]
+            .as_str()
+            .unwrap()
+            .contains("interface eth0.100 exists but is not VLAN 100 of eth0"),
+        "{out}"
+    );
+    assert_eq!(
+        f.host_link("eth0.100").unwrap()["linkinfo"]["info_kind"],
+        "veth",
+        "the user's interface is left alone"
+    );
+    // 102: the master is missing.
+    let mut missing = conf.clone();
+    missing["master"] = json!("eth9");
+    let (code, out) = f.cni("macvlan", "ADD", &missing, "ctr1", "eth0", Some(&ns));
+    assert_eq!((code, out["code"].as_u64()), (1, Some(102)), "{out}");
+    // 7: a VLAN ID out of 1..=4094.
+    let mut bad = conf.clone();
+    bad["vlan"] = json!(4095);
+    let (code, out) = f.cni("macvlan", "ADD", &bad, "ctr1", "eth0", Some(&ns));
+    assert_eq!((code, out["code"].as_u64()), (1, Some(7)), "{out}");
+    // Nothing was created: no address, no link, no parent, no record.
+    assert!(f.reservations().is_empty(), "{:?}", f.reservations());
+    assert!(f.link(0, "eth0").is_none());
+    assert!(f.host_link("eth9.100").is_none());
+    assert!(f.parent_records().is_empty(), "{:?}", f.parent_records());
+    // DEL of what never came to be succeeds.
+    let (code, out) = f.cni("macvlan", "DEL", &conf, "ctr1", "eth0", Some(&ns));
+    assert_eq!(code, 0, "{out}");
+}

@@ -42,7 +42,7 @@ pub use model::{
     Driver, Endpoint, Family, HostAccess, IpConfig, Network, NetworkSpec, Parent, Phase,
 };
 pub use names::{IfName, MacAddr};
-pub use request::{Connect, CreateNetwork, Disconnect};
+pub use request::{vlan_link_name, Connect, CreateNetwork, Disconnect};
 pub use state::{State, DEFAULT_STATE_DIR};
 pub use supervise::ParentsSeen;
 pub use target::Target;

@@ -584,7 +584,7 @@ fn split_vlan_name(name: &str) -> Option<(&str, &str)> {
 /// `<trunk>.<id>`, as `ip link` and Docker name VLAN sub-interfaces. When that exceeds the
 /// kernel's 15 bytes, the trunk name is cut so that `.<id>` still fits:
 /// `enp0s31f6long` + VLAN 4094 → `enp0s31f6l.4094`.
-pub(crate) fn vlan_link_name(trunk: &IfName, id: u16) -> IfName {
+pub fn vlan_link_name(trunk: &IfName, id: u16) -> IfName {
     let suffix = format!(".{id}");
     let room = 15 - suffix.len();
     let mut cut = trunk.as_str().len().min(room);

@@ -132,10 +132,12 @@ pub struct OpStats {
     pub dir_scans: u32,
     /// Whether the index was rebuilt from the directory.
     pub index_rebuilt: bool,
-    /// Whether a rewritten index was proven current (see `disk.rs`); `false` makes the next
-    /// operation rebuild it.
+    /// Whether the index written back (appended to or rewritten) was proven current (see
+    /// `disk.rs`); `false` makes the next operation rebuild it.
     pub index_settled: bool,
-    /// Bytes read and written (the index grows with the network; everything else is constant).
+    /// Bytes read and written. Reading the index grows with the network; writing it is a
+    /// constant-size append except when it is compacted (once per reservations' worth of
+    /// changes); everything else is constant.
     pub bytes_read: u64,
     pub bytes_written: u64,
     /// Times the index was touched while waiting for the file-system clock to tick past the
@@ -156,17 +158,24 @@ pub struct HostLocal {
 
 impl HostLocal {
     /// Opens (creating if needed) `<data_dir>/<network_name>`. A name that would leave
-    /// `data_dir` (empty, containing `/`, starting with `.`) is refused.
+    /// `data_dir` (empty, containing `/`, starting with `.`) is refused. The lock file is
+    /// created, as the reference does; it is first taken by the first operation (see
+    /// [`HostLocal::status`] to check it can be).
     pub fn open(data_dir: impl AsRef<Path>, network_name: &str) -> Result<Self, HostLocalError> {
         check_network_name(network_name)?;
         let dir = data_dir.as_ref().join(network_name);
         fs::create_dir_all(&dir).map_err(io_error("create directory", &dir))?;
-        let local = HostLocal {
+        disk::create_lock_file(&dir)?;
+        Ok(HostLocal {
             dir,
             last_stats: Mutex::new(OpStats::default()),
-        };
-        local.run(|_| Ok(()))?;
-        Ok(local)
+        })
+    }
+
+    /// Whether operations can run: the lock can be taken and the reservations read (the index
+    /// is rebuilt if it has to be).
+    pub fn status(&self) -> Result<(), HostLocalError> {
+        self.run(|_| Ok(()))
     }
 
     /// The network directory.
@@ -329,6 +338,29 @@ impl HostLocal {
             }
             Ok(stale)
         })
+    }
+
+    /// Whether the attachment holds an address, as the reference's CHECK asks: a reservation
+    /// of (container ID, ifname), or a legacy ID-only one of the container. The addresses the
+    /// caller expects it to hold (`expected`, e.g. a CHECK's `prevResult`) are looked at first,
+    /// one reservation file each under the lock; only when none of them is the attachment's is
+    /// the index consulted.
+    pub fn holds(
+        &self,
+        container_id: &str,
+        ifname: &str,
+        expected: &[IpAddr],
+    ) -> Result<bool, HostLocalError> {
+        let owner = attachment(container_id, ifname)?;
+        let mine = |o: &Owner| o.id == owner.id && o.ifname.as_deref().is_none_or(|i| i == ifname);
+        if !expected.is_empty() {
+            let (found, stats) = disk::any_owner_of(&self.dir, expected, &mine)?;
+            *self.last_stats.lock().unwrap_or_else(|e| e.into_inner()) = stats;
+            if found {
+                return Ok(true);
+            }
+        }
+        self.run(|s| Ok(s.index.entries.values().any(mine)))
     }
 
     /// Every reservation of the network, in address order.

@@ -38,12 +38,14 @@ pub fn ip(args: &[&str]) {
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// A host netns whose `eth0` (veth, up) is the master, container namespaces, a CNI_PATH with
-/// the plugin links, and a host-local data dir. All removed on drop.
+/// the plugin links, a host-local data dir and a directory for the VLAN parent records. All
+/// removed on drop.
 pub struct Fixture {
     pub host: String,
     pub containers: Vec<String>,
     pub bin: TempDir,
     pub data: TempDir,
+    pub parents: TempDir,
 }
 
 impl Fixture {
@@ -77,6 +79,7 @@ impl Fixture {
             containers,
             bin,
             data: TempDir::new().unwrap(),
+            parents: TempDir::new().unwrap(),
         }
     }
 
@@ -103,17 +106,57 @@ impl Fixture {
         ifname: &str,
         netns: Option<&Path>,
     ) -> (i32, Value) {
+        run_with_stdin(
+            self.command(plugin, command, container, ifname, netns),
+            conf.to_string().as_bytes(),
+        )
+    }
+
+    /// The plugin command, as the runtime builds it, inside the host netns.
+    pub fn command(
+        &self,
+        plugin: &Path,
+        command: &str,
+        container: &str,
+        ifname: &str,
+        netns: Option<&Path>,
+    ) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.host]).arg(plugin);
         cmd.env_clear()
             .env("CNI_COMMAND", command)
             .env("CNI_CONTAINERID", container)
             .env("CNI_IFNAME", ifname)
-            .env("CNI_PATH", plugin.parent().expect("a plugin directory"));
+            .env("CNI_PATH", plugin.parent().expect("a plugin directory"))
+            .env("UNDERLAY_CNI_PARENTS_DIR", self.parents.path());
         if let Some(ns) = netns {
             cmd.env("CNI_NETNS", ns);
         }
-        run_with_stdin(cmd, conf.to_string().as_bytes())
+        cmd
+    }
+
+    /// The names of the VLAN parents with a record (owned ones).
+    pub fn parent_records(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.parents.path())
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .filter_map(|n| n.strip_suffix(".json").map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// `ip -d link show NAME` in the host netns, as JSON.
+    pub fn host_link(&self, name: &str) -> Option<Value> {
+        let out = Command::new("ip")
+            .args(["-j", "-d", "-n", &self.host, "link", "show", "dev", name])
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone())
     }
 
     /// Runs one of our plugins as the runtime would, inside the host netns; returns (exit
