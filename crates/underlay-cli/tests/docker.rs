@@ -204,7 +204,10 @@ fn dhcp_networks_take_addresses_from_the_lans_server_and_give_them_back() {
         .parse()
         .unwrap();
     assert!((150..=199).contains(&last) && got.ends_with("/24"), "{got}");
-    assert_eq!(lan.container_addresses("d1", "eth0"), std::slice::from_ref(&got));
+    assert_eq!(
+        lan.container_addresses("d1", "eth0"),
+        std::slice::from_ref(&got)
+    );
     assert!(lan.pings_from("d1", GATEWAY));
     // The MAC that got the lease is the container's.
     let bare = got.split('/').next().unwrap().to_string();

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use nix::sched::{setns, CloneFlags};
 use underlay_linux::{
-    write_sysctl, Error, IpvlanSpec, Kernel, MacvlanSpec, Netns, RtNetlink, VlanSpec,
+    write_sysctl, Error, IpvlanSpec, Kernel, MacvlanSpec, Netns, PacketSocket, RtNetlink, VlanSpec,
 };
 
 /// The host's netlink socket (in the netns the plugin was started in) plus the container work.
@@ -55,6 +55,7 @@ pub fn netlink_in(ns: &Netns) -> Result<RtNetlink, Error> {
 impl Kernel for PluginKernel {
     type Nl = RtNetlink;
     type Ns = Netns;
+    type Frames = PacketSocket;
 
     fn host(&mut self) -> &mut RtNetlink {
         &mut self.host
@@ -62,6 +63,12 @@ impl Kernel for PluginKernel {
 
     fn open_netns(&mut self, path: &Path) -> Result<Option<Netns>, Error> {
         Netns::open(path)
+    }
+
+    fn host_netns(&mut self) -> Result<(Netns, std::path::PathBuf), Error> {
+        let ns = Netns::host()?;
+        let path = ns.path().to_path_buf();
+        Ok((ns, path))
     }
 
     fn netlink_in(&mut self, ns: &Netns) -> Result<RtNetlink, Error> {
@@ -89,6 +96,10 @@ impl Kernel for PluginKernel {
                 .iter()
                 .try_for_each(|(key, value)| write_sysctl(key, value))
         })?
+    }
+
+    fn frame_socket_in(&mut self, ns: &Netns, ifindex: u32) -> Result<PacketSocket, Error> {
+        inside(ns, || PacketSocket::open(ifindex))?
     }
 
     fn netns_id(&mut self, ns: &Netns) -> Result<(u64, u64), Error> {

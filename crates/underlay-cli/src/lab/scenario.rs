@@ -332,7 +332,8 @@ fn c1_cannot_reach_parent(_: &mut Lab) -> anyhow::Result<()> {
 /// Host access gives the docker host a link of its own on the parent, with the first free
 /// address (.4: c1 and c2 hold .2 and .3), and a route to each endpoint through it.
 fn host_access_on(lab: &mut Lab) -> anyhow::Result<()> {
-    lab.underlay.ok(&["network", "update", NETWORK, "--host-access", "on"])?;
+    lab.underlay
+        .ok(&["network", "update", NETWORK, "--host-access", "on"])?;
     ping(topology::HOST, "198.51.100.2").context("the docker host cannot reach c1")
 }
 
@@ -341,11 +342,18 @@ fn c1_reaches_host(_: &mut Lab) -> anyhow::Result<()> {
 }
 
 fn host_access_off(lab: &mut Lab) -> anyhow::Result<()> {
-    lab.underlay.ok(&["network", "update", NETWORK, "--host-access", "off"])?;
+    lab.underlay
+        .ok(&["network", "update", NETWORK, "--host-access", "off"])?;
     let ran = sys::run("ip", &ping_args(topology::HOST, "198.51.100.2"))?;
-    anyhow::ensure!(!ran.succeeded(), "the docker host still reaches c1 without host access");
+    anyhow::ensure!(
+        !ran.succeeded(),
+        "the docker host still reaches c1 without host access"
+    );
     let links = ip(&["-n", topology::HOST, "-br", "link", "show"])?;
-    anyhow::ensure!(!links.contains("ulh"), "the host access link is still there: {links}");
+    anyhow::ensure!(
+        !links.contains("ulh"),
+        "the host access link is still there: {links}"
+    );
     Ok(())
 }
 
