@@ -906,7 +906,14 @@ fn run(opts: &Opts) -> Result<()> {
     if let Some(dir) = &opts.keep_logs {
         keep_logs(&lab, dir).with_context(|| format!("copying the logs to {}", dir.display()))?;
     }
-    print_table(opts, &groups, &floors, (&load_before, &load_after));
+    let reference_daemon = reference_daemon_summary(&lab.ref_log());
+    print_table(
+        opts,
+        &groups,
+        &floors,
+        (&load_before, &load_after),
+        &reference_daemon,
+    );
     Ok(())
 }
 
@@ -1079,7 +1086,13 @@ fn print_row(label: &str, n: usize, ours: &Phase, reference: Option<&Phase>) {
     println!("{line}");
 }
 
-fn print_table(opts: &Opts, groups: &[Group], floors: &Floors, load: (&str, &str)) {
+fn print_table(
+    opts: &Opts,
+    groups: &[Group],
+    floors: &Floors,
+    load: (&str, &str),
+    reference_daemon: &str,
+) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "underlay DHCP (connect; keeper `underlay dhcp-daemon`) vs {} (macvlan + dhcp IPAM + \
@@ -1121,12 +1134,17 @@ fn print_table(opts: &Opts, groups: &[Group], floors: &Floors, load: (&str, &str
         PACKET_RUNS,
         &floors.packet,
     );
-    println!(
-        "(fail = failed calls ours/ref, connects and teardowns; left = leases in dnsmasq's file \
-         after the teardown, ours/ref; every phase has its own fresh dnsmasq and lease file)"
-    );
+    for line in [
+        "ref columns: the same reference phase on both det rows (the reference does not probe)",
+        "fail: failed calls ours/ref, connects and teardowns; left: leases in dnsmasq's file after \
+         the teardown, ours/ref (each phase has its own fresh dnsmasq and lease file)",
+        "ping check: dnsmasq pings a new address for 3 s before offering it, except one it pinged \
+         in the last 30 s, and not at all after 6 pings in 30 s",
+    ] {
+        println!("  {line}");
+    }
     print_targets(groups, floors);
-    print_notes(groups, floors);
+    print_notes(groups, floors, reference_daemon);
 }
 
 fn dnsmasq_version() -> String {
@@ -1190,6 +1208,35 @@ fn print_targets(groups: &[Group], floors: &Floors) {
     );
 }
 
+/// What the reference daemon's log says about its acquisitions: how many found the link down
+/// (the plugin hands it a link that is not up yet) and how long it then slept.
+fn reference_daemon_summary(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let acquisitions = text
+        .lines()
+        .filter(|l| l.contains("acquiring lease"))
+        .count();
+    let sleeps: Vec<f64> = text
+        .lines()
+        .filter_map(|l| l.split("retrying in ").nth(1)?.split_whitespace().next())
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let (least, most) = (
+        sleeps.iter().copied().fold(f64::NAN, f64::min),
+        sleeps.iter().copied().fold(f64::NAN, f64::max),
+    );
+    let count = sleeps.len();
+    let sample = Sample { ms: sleeps };
+    format!(
+        "reference daemon: {} of {acquisitions} acquisitions (warm-up included) logged \
+         \"network is down\" and slept before retrying: {:.2}..{:.2} s, median {:.2} s",
+        count,
+        least,
+        most,
+        sample.median()
+    )
+}
+
 fn join_ms(values: &[(usize, f64)], sign: &str) -> String {
     values
         .iter()
@@ -1199,8 +1246,8 @@ fn join_ms(values: &[(usize, f64)], sign: &str) -> String {
 }
 
 /// Anything a reader must know to trust the rows: failures, links left, lease counts.
-fn print_notes(groups: &[Group], floors: &Floors) {
-    let mut notes = Vec::new();
+fn print_notes(groups: &[Group], floors: &Floors, reference_daemon: &str) {
+    let mut notes = vec![reference_daemon.to_string()];
     for g in groups {
         for (who, p) in [
             ("ours det off", &g.off),
