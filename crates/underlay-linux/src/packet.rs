@@ -133,8 +133,8 @@ impl PacketSocket {
         let mut buf = vec![0u8; MAX_FRAME];
         loop {
             while let Some(arrival) = self.read_one(&mut buf).map_err(|e| kernel(&op, e))? {
-                // A packet socket also sees what this host sends (PACKET_OUTGOING), and frames
-                // of other links that arrived between socket() and bind().
+                // A packet socket also sees what this host sends (PACKET_OUTGOING); the link
+                // check is belt and braces, as bind() is what first hooks the socket up.
                 if !arrival.outgoing && arrival.ifindex == self.ifindex as i32 {
                     buf.truncate(arrival.len);
                     return Ok(Some((buf, arrival.checksum_offloaded)));
@@ -217,8 +217,11 @@ impl AsFd for PacketSocket {
 
 fn packet_fd() -> io::Result<OwnedFd> {
     let kind = libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+    // Protocol 0: the socket hears nothing until bind() names the protocol and the link.
+    // Created with ETH_P_ALL instead, bind() would first unhook the socket from every link,
+    // which waits for an RCU grace period (~15 ms here), on every open.
     // SAFETY: plain socket(2) call with constant arguments; the result is checked below.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, kind, i32::from(ETH_P_ALL_BE)) };
+    let fd = unsafe { libc::socket(libc::AF_PACKET, kind, 0) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }

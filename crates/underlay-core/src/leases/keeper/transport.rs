@@ -98,7 +98,11 @@ impl Transport4 {
 
     /// Stops copying every frame of the link to us once the client holds an address.
     pub fn close_raw(&mut self) {
-        self.raw = None;
+        // close() of a packet socket waits for an RCU grace period (~15 ms); the caller is
+        // on the way to answering a connect, so the socket is closed off its path.
+        if let Some(raw) = self.raw.take() {
+            std::thread::spawn(move || drop(raw));
+        }
     }
 
     fn udp(&mut self, link: &LeaseLink) -> KeeperResult<&UdpSocket> {
