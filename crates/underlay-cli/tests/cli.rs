@@ -595,7 +595,7 @@ fn cni_install_links_the_types_and_keeps_foreign_plugins_unless_forced() {
         b"the reference plugin"
     );
     assert!(install(true).status.success());
-    for t in ["macvlan", "ipvlan", "vlan", "host-local", "static"] {
+    for t in ["macvlan", "ipvlan", "vlan", "host-local", "static", "dhcp"] {
         assert_eq!(
             std::fs::read_link(dir.path().join(t)).unwrap(),
             std::path::Path::new("underlay-cni"),

@@ -1,5 +1,5 @@
 //! The IPAM plugin a main plugin delegates to, found through CNI_PATH as the spec says. When
-//! the plugin found there is this very binary (our `host-local` or `static` linked to
+//! the plugin found there is this very binary (our `host-local`, `static` or `dhcp` linked to
 //! `underlay-cni`), it runs in-process: the same code, without a process spawn per ADD, DEL
 //! and CHECK.
 
@@ -9,6 +9,7 @@ use std::path::Path;
 
 use underlay_cni::{CmdArgs, CniError, CniResult, DelegateIpam, Plugin};
 
+use crate::dhcp::DhcpPlugin;
 use crate::hostlocal::HostLocalPlugin;
 use crate::static_ipam::StaticPlugin;
 
@@ -73,6 +74,7 @@ fn ours(kind: &str) -> Option<&'static dyn Plugin> {
     match kind {
         "host-local" => Some(&HostLocalPlugin),
         "static" => Some(&StaticPlugin),
+        "dhcp" => Some(&DhcpPlugin),
         _ => None,
     }
 }

@@ -229,8 +229,26 @@ impl Plugin for LinkPlugin {
         Ok(())
     }
 
+    /// 50 when the master is missing (no ADD can work), 51 when it is down or has no carrier
+    /// (existing containers are cut off), then the IPAM plugin's answer. A master inside the
+    /// container (`linkInContainer`) cannot be seen without a container: not checked.
     fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
         let conf = self.conf(args)?;
+        if !conf.link_in_container {
+            let master = find_master(&mut host_netlink()?, conf.master.as_deref())
+                .map_err(|e| CniError::not_available(e.msg))?;
+            if !master.up || !master.carrier {
+                let why = if master.up {
+                    "has no carrier"
+                } else {
+                    "is down"
+                };
+                return Err(CniError::not_available_degraded(format!(
+                    "master {} {why}: existing containers on it have no connectivity",
+                    master.name
+                )));
+            }
+        }
         match conf.net.ipam_type() {
             Some(kind) => Ipam::new(kind, args).status(),
             None => Ok(()),
@@ -268,6 +286,9 @@ fn ipam_then_link(
     parent: &Link,
     netns_path: &Path,
 ) -> Result<CniResult, CniError> {
+    if let Some(kind @ "dhcp") = conf.net.ipam_type() {
+        return link_then_ipam(kernel, ns, nl, conf, args, parent, netns_path, kind);
+    }
     let ipam = match conf.net.ipam_type() {
         Some(kind) => Ipam::new(kind, args).add()?,
         None => CniResult::default(),
@@ -282,6 +303,52 @@ fn ipam_then_link(
                 let _ = Ipam::new(kind, args).del();
             }
             Err(from_core(err))
+        }
+    }
+}
+
+/// For IPAM that needs the link itself (DHCP speaks on it): the link is created first, down
+/// and bare, IPAM runs, then the addresses and routes it gave are configured. Any failure
+/// removes the link and gives back what IPAM handed out.
+#[allow(clippy::too_many_arguments)]
+fn link_then_ipam(
+    kernel: &mut PluginKernel,
+    ns: &Netns,
+    nl: &mut underlay_linux::RtNetlink,
+    conf: &LinkConf,
+    args: &CmdArgs,
+    parent: &Link,
+    netns_path: &Path,
+    kind: &str,
+) -> Result<CniResult, CniError> {
+    let mut plan = plan(conf, args, parent, &CniResult::default(), netns_path)?;
+    let dhcpv6 = underlay_cni::conf::dhcp::DhcpConf::parse(&args.stdin).is_ok_and(|c| c.ipv6);
+    if dhcpv6 {
+        // Optimistic DAD: the DHCPv6 client can speak from the link-local address at once.
+        plan.ipv6_mode = Some(underlay_core::Ipv6Mode::Dhcpv6);
+    }
+    let index = match underlay_core::create_link(kernel, ns, nl, &plan) {
+        Ok(index) => index,
+        Err(err) => {
+            delete_named(nl, &plan.tmp_ifname.to_string());
+            delete_named(nl, &args.env.ifname);
+            return Err(from_core(err));
+        }
+    };
+    let ipam = Ipam::new(kind, args);
+    let configured = ipam.add().and_then(|lease| {
+        address_plan(&mut plan, &lease);
+        underlay_core::configure_link(nl, index, &plan).map_err(from_core)?;
+        Ok(lease)
+    });
+    match configured {
+        Ok(lease) => result(nl, index, &plan, conf, args, lease),
+        Err(err) => {
+            delete_named(nl, &args.env.ifname);
+            // Also after a failed ADD: the keeper may have finished an exchange the plugin
+            // stopped waiting for.
+            let _ = ipam.del();
+            Err(err)
         }
     }
 }
@@ -412,16 +479,7 @@ fn plan(
         Kind::Ipvlan(mode, flag) => LinkKind::Ipvlan { mode, flag },
         Kind::Vlan(id) => LinkKind::Vlan { id },
     };
-    let addresses = ipam
-        .ips
-        .iter()
-        .map(|ip| IpNet {
-            addr: ip.address.addr(),
-            prefix: ip.address.prefix(),
-        })
-        .collect();
-    let routes = ipam.routes.iter().map(|r| route(r, &ipam.ips)).collect();
-    Ok(LinkPlan {
+    let mut plan = LinkPlan {
         kind,
         parent_index: master.index,
         parent_name: master.name.clone(),
@@ -430,12 +488,27 @@ fn plan(
         ifname: args.env.ifname.parse().map_err(from_core)?,
         alias: format!("underlay:cni:{}:{}", args.env.container_id, args.env.ifname),
         mtu: conf.mtu.filter(|m| *m > 0),
-        addresses,
-        routes,
+        addresses: Vec::new(),
+        routes: Vec::new(),
         netns: netns.display().to_string(),
         route_conflict_hint: "give the route another priority".to_string(),
         ipv6_mode: None,
-    })
+    };
+    address_plan(&mut plan, ipam);
+    Ok(plan)
+}
+
+/// The addresses and routes IPAM gave, as the link's.
+fn address_plan(plan: &mut LinkPlan, ipam: &CniResult) {
+    plan.addresses = ipam
+        .ips
+        .iter()
+        .map(|ip| IpNet {
+            addr: ip.address.addr(),
+            prefix: ip.address.prefix(),
+        })
+        .collect();
+    plan.routes = ipam.routes.iter().map(|r| route(r, &ipam.ips)).collect();
 }
 
 fn route(r: &CniRoute, ips: &[IpConfig]) -> Route {

@@ -1,7 +1,10 @@
 //! `underlay-cni`: underlay's CNI plugins in one binary. Installed (linked) under the reference
 //! plugins' type names, it answers as the plugin it is called: `macvlan`, `ipvlan`, `vlan`,
-//! `host-local`, `static`. `underlay-cni TYPE` does the same for a given type.
+//! `host-local`, `static`, `dhcp`. `underlay-cni TYPE` does the same for a given type, and
+//! `dhcp daemon [flags]` runs underlay's DHCP lease keeper.
 
+mod dhcp;
+mod dhcp_daemon;
 mod errors;
 mod hostlocal;
 mod ipam;
@@ -16,7 +19,7 @@ use std::process::ExitCode;
 use underlay_cni::run_main;
 
 /// The plugin types this binary answers as.
-pub const TYPES: &[&str] = &["macvlan", "ipvlan", "vlan", "host-local", "static"];
+pub const TYPES: &[&str] = &["macvlan", "ipvlan", "vlan", "host-local", "static", "dhcp"];
 
 fn main() -> ExitCode {
     let mut args = std::env::args();
@@ -31,12 +34,17 @@ fn main() -> ExitCode {
     } else {
         args.next()
     };
+    let rest: Vec<String> = args.collect();
+    if kind.as_deref() == Some("dhcp") && rest.first().map(String::as_str) == Some("daemon") {
+        return ExitCode::from(u8::try_from(dhcp_daemon::main(&rest[1..])).unwrap_or(1));
+    }
     let code = match kind.as_deref() {
         Some("macvlan") => run_main(&link::LinkPlugin::Macvlan),
         Some("ipvlan") => run_main(&link::LinkPlugin::Ipvlan),
         Some("vlan") => run_main(&link::LinkPlugin::Vlan),
         Some("host-local") => run_main(&hostlocal::HostLocalPlugin),
         Some("static") => run_main(&static_ipam::StaticPlugin),
+        Some("dhcp") => run_main(&dhcp::DhcpPlugin),
         other => {
             eprintln!(
                 "underlay-cni: call me as one of {} (a link named so, or `underlay-cni TYPE`), not {:?}",

@@ -427,3 +427,36 @@ fn vlan_key_refusals_give_their_codes_and_create_nothing() {
     let (code, out) = f.cni("macvlan", "DEL", &conf, "ctr1", "eth0", Some(&ns));
     assert_eq!(code, 0, "{out}");
 }
+
+#[test]
+fn status_reports_a_missing_master_as_50_and_a_master_without_carrier_as_51() {
+    let f = Fixture::new(0);
+    let conf = f.macvlan_conf("1.1.0", "198.51.100.0/24");
+    let status = |conf: &Value| f.cni("macvlan", "STATUS", conf, "", "", None);
+    assert_eq!(status(&conf).0, 0, "{}", status(&conf).1);
+
+    // The veth peer goes down: eth0 is still up, but has lost its carrier.
+    ip(&["-n", &f.host, "link", "set", "w0", "down"]);
+    let (code, out) = status(&conf);
+    assert_eq!((code, out["code"].clone()), (1, json!(51)), "{out}");
+    assert!(
+        out["msg"].as_str().unwrap().contains("eth0 has no carrier"),
+        "{out}"
+    );
+    ip(&["-n", &f.host, "link", "set", "w0", "up"]);
+    ip(&["-n", &f.host, "link", "set", "eth0", "down"]);
+    let (_, out) = status(&conf);
+    assert_eq!(out["code"], 51, "{out}");
+    assert!(
+        out["msg"].as_str().unwrap().contains("eth0 is down"),
+        "{out}"
+    );
+    ip(&["-n", &f.host, "link", "set", "eth0", "up"]);
+    assert_eq!(status(&conf).0, 0, "{}", status(&conf).1);
+
+    let mut gone = conf.clone();
+    gone["master"] = json!("eth9");
+    let (code, out) = status(&gone);
+    assert_eq!((code, out["code"].clone()), (1, json!(50)), "{out}");
+    assert!(out["msg"].as_str().unwrap().contains("eth9"), "{out}");
+}

@@ -190,6 +190,10 @@ impl<K: Kernel> Engine<K> {
                 metric: net.spec.metric,
                 default_route: !net.spec.internal,
             },
+            vendor_class: None,
+            params: Vec::new(),
+            options: Vec::new(),
+            resend_max_ms: None,
         };
         let leases = self.leases.as_mut().ok_or_else(|| {
             Error::Io(format!(

@@ -37,7 +37,7 @@ pub use error::Error;
 pub use handoff::{CreateHandoff, Handoff, PrepareAddress, Prepared, PENDING_LIFETIME_SECS};
 pub use health::{network_health, Health, HealthState};
 pub use inspect::{inspect_json, list_json};
-pub use link::{create_link, default_route, plumb_link, LinkKind, LinkPlan};
+pub use link::{configure_link, create_link, default_route, plumb_link, LinkKind, LinkPlan};
 pub use model::{
     Driver, Endpoint, Family, HostAccess, IpConfig, Network, NetworkSpec, Parent, Phase,
 };

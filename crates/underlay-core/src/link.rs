@@ -246,6 +246,11 @@ fn announce_sysctls(plan: &LinkPlan) -> Vec<(String, String)> {
 
 /// Addresses first, then up (so the kernel's announcements carry them), then the routes (a
 /// gateway is only reachable once the link is up and its subnet route exists).
+/// Gives the link made by [`create_link`] its addresses, brings it up and adds its routes.
+pub fn configure_link<N: Netlink>(nl: &mut N, index: u32, plan: &LinkPlan) -> Result<(), Error> {
+    configure(nl, index, plan)
+}
+
 fn configure<N: Netlink>(nl: &mut N, index: u32, plan: &LinkPlan) -> Result<(), Error> {
     add_addresses(nl, index, plan)?;
     set_link_up(nl, index, plan)?;

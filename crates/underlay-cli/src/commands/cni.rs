@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use crate::cli::CniCommand;
 
 /// The plugin types `underlay-cni` answers as.
-const PLUGIN_TYPES: &[&str] = &["macvlan", "ipvlan", "vlan", "host-local", "static"];
+const PLUGIN_TYPES: &[&str] = &["macvlan", "ipvlan", "vlan", "host-local", "static", "dhcp"];
 const BINARY: &str = "underlay-cni";
 
 pub fn run(cmd: CniCommand) -> anyhow::Result<ExitCode> {

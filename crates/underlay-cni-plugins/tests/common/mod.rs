@@ -70,7 +70,7 @@ impl Fixture {
             ip(&["netns", "add", c]);
         }
         let bin = TempDir::new().unwrap();
-        for t in ["macvlan", "ipvlan", "vlan", "host-local", "static"] {
+        for t in ["macvlan", "ipvlan", "vlan", "host-local", "static", "dhcp"] {
             std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_underlay-cni"), bin.path().join(t))
                 .unwrap();
         }

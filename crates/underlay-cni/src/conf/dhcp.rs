@@ -90,6 +90,8 @@ pub struct DhcpConf {
     pub provide: Vec<ProvideOption>,
     /// `ipam.priority`: metric of the routes learned.
     pub priority: Option<u32>,
+    /// `ipam.ipv6` (underlay's addition): also lease an IPv6 address with DHCPv6.
+    pub ipv6: bool,
 }
 
 #[derive(Deserialize)]
@@ -107,6 +109,8 @@ struct RawIpam {
     provide: Vec<ProvideOption>,
     #[serde(default)]
     priority: Option<u32>,
+    #[serde(default)]
+    ipv6: bool,
 }
 
 impl DhcpConf {
@@ -127,6 +131,7 @@ impl DhcpConf {
             request: ipam.request,
             provide: ipam.provide,
             priority: ipam.priority,
+            ipv6: ipam.ipv6,
             net,
         })
     }
@@ -152,6 +157,7 @@ mod tests {
         assert_eq!(c.provide[0].option.code, 12);
         assert_eq!(c.provide[0].from_arg.as_deref(), Some("K8S_POD_NAME"));
         assert_eq!(c.priority, Some(50));
+        assert!(!c.ipv6);
         let c = DhcpConf::parse(br#"{"name":"n","ipam":{"type":"dhcp"}}"#).unwrap();
         assert_eq!(c.daemon_socket_path, PathBuf::from(DEFAULT_SOCKET_PATH));
     }

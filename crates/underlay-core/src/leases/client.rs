@@ -82,7 +82,7 @@ impl Leases for KeeperClient {
         let wait = Duration::from_millis(request.timeout_ms)
             + Duration::from_millis(request.probe_ms.unwrap_or(0)) * 4
             + SLACK;
-        match self.call(&KeeperRequest::Acquire(request.clone()), wait)? {
+        match self.call(&KeeperRequest::Acquire(Box::new(request.clone())), wait)? {
             KeeperResponse::Lease(reply) => Ok(*reply),
             KeeperResponse::Error(err) => Err(err.into()),
             other => Err(unexpected(&other)),

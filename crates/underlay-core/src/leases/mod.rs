@@ -13,10 +13,10 @@ mod proto;
 mod server;
 
 pub use client::{KeeperClient, DEFAULT_KEEPER_SOCKET};
-pub use keeper::Keeper;
+pub use keeper::{Keeper, KeeperDefaults};
 pub use proto::{
     ApplyPolicy, KeeperError, KeeperErrorKind, KeeperRequest, KeeperResponse, Lease4Info,
-    Lease6Info, LeaseReply, LeaseRequest, LeaseSummary, Route4Info,
+    Lease6Info, LeaseReply, LeaseRequest, LeaseSummary, RawOption, Route4Info,
 };
 pub use server::serve;
 

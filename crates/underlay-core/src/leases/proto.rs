@@ -11,7 +11,7 @@ use crate::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum KeeperRequest {
-    Acquire(LeaseRequest),
+    Acquire(Box<LeaseRequest>),
     Release {
         key: String,
     },
@@ -109,12 +109,34 @@ pub struct LeaseRequest {
     pub broadcast: bool,
     /// DHCPv4 servers whose answers are accepted; empty: any.
     pub servers: Vec<Ipv4Addr>,
+    /// How long an exchange may take; 0: the keeper's default (`dhcp daemon -timeout`, 10 s).
     pub timeout_ms: u64,
     /// Probe each leased address this long before using it (DECLINE if it is live); `None`:
     /// no conflict detection.
     pub probe_ms: Option<u64>,
     /// How the keeper re-applies a changed lease to the link.
     pub apply: ApplyPolicy,
+    /// Option 60, sent to DHCPv4 servers.
+    #[serde(default)]
+    pub vendor_class: Option<String>,
+    /// DHCPv4 option codes asked for on top of the ones a lease is made of.
+    #[serde(default)]
+    pub params: Vec<u8>,
+    /// More DHCPv4 options to send, as they go on the wire (CNI `provide`).
+    #[serde(default)]
+    pub options: Vec<RawOption>,
+    /// Ceiling of the DHCPv4 retransmission delay; `None`: the keeper's (`-resendmax`).
+    #[serde(default)]
+    pub resend_max_ms: Option<u64>,
+}
+
+/// One DHCP option: its code and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOption {
+    pub code: u8,
+    #[serde(with = "super::hex")]
+    pub value: Vec<u8>,
 }
 
 /// What a lease turns into on the link, when the keeper applies it itself (a lease that

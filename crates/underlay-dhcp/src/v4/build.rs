@@ -2,7 +2,7 @@
 
 use std::net::Ipv4Addr;
 
-use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, OptionCode, MAGIC};
+use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, OptionCode, UnknownOption, MAGIC};
 use dhcproto::{Decodable, Decoder, Encodable};
 
 use super::Config4;
@@ -82,5 +82,11 @@ fn insert_requests(config: &Config4, msg: &mut Message) {
     }
     if let Some(vendor) = config.vendor_class.as_ref().filter(|v| !v.is_empty()) {
         opts.insert(DhcpOption::ClassIdentifier(vendor.as_bytes().to_vec()));
+    }
+    for (code, value) in &config.extra_options {
+        opts.insert(DhcpOption::Unknown(UnknownOption::new(
+            OptionCode::from(*code),
+            value.clone(),
+        )));
     }
 }

@@ -28,6 +28,10 @@ pub struct Config4 {
     pub retry: Retry4,
     /// Option 60.
     pub vendor_class: Option<String>,
+    /// Further options sent in DISCOVER and REQUEST as they are (code, bytes): what a user
+    /// asked to provide, such as a user class (77). Codes the protocol itself uses are the
+    /// caller's to refuse.
+    pub extra_options: Vec<(u8, Vec<u8>)>,
 }
 
 impl Config4 {
@@ -42,6 +46,7 @@ impl Config4 {
             extra_params: Vec::new(),
             retry: Retry4::default(),
             vendor_class: None,
+            extra_options: Vec::new(),
         }
     }
 

@@ -499,3 +499,43 @@ fn init_reboot_falls_back_to_discover_on_nak_or_silence() {
     assert_eq!(kinds, [(0, Request), (500, Request), (1500, Discover)]);
     assert_eq!(silent.state(), State4::Selecting);
 }
+
+/// The options a user provides (CNI `provide`, `request`) go out in DISCOVER and REQUEST.
+#[test]
+fn provided_options_and_extra_params_go_out() {
+    let mut config = config();
+    config.vendor_class = Some("acme-pods".into());
+    config.extra_options = vec![(77, b"gold".to_vec()), (224, vec![1, 2, 3])];
+    config.extra_params = vec![42, 3, 0];
+    let server = Server::new();
+    let mut client = Client4::new(config, 1, Instant(1000));
+    let discover = client.poll(Instant(1000)).unwrap();
+    client
+        .handle(Instant(1010), &server.offer(&discover.payload))
+        .unwrap();
+    let request = client.poll(Instant(1010)).unwrap();
+    for packet in [&discover, &request] {
+        let options = &packet.payload[240..];
+        for wanted in [
+            &b"\x4d\x04gold"[..],
+            &[224, 3, 1, 2, 3],
+            &b"\x3c\x09acme-pods"[..],
+        ] {
+            assert!(
+                options.windows(wanted.len()).any(|w| w == wanted),
+                "{wanted:?} missing from {options:?}"
+            );
+        }
+        let msg = decode(&packet.payload);
+        let Some(DhcpOption::ParameterRequestList(params)) =
+            opt(&msg, OptionCode::ParameterRequestList)
+        else {
+            panic!("no parameter request list");
+        };
+        let params: Vec<u8> = params.into_iter().map(u8::from).collect();
+        // The extra code once at the end; a repeat of a default and the pad code are dropped.
+        let mut expected = DEFAULT_PARAMS.to_vec();
+        expected.push(42);
+        assert_eq!(params, expected);
+    }
+}

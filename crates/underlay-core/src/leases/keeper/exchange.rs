@@ -47,10 +47,22 @@ pub(crate) fn config4(req: &LeaseRequest, mac: [u8; 6]) -> Config4 {
     config.hostname = req.hostname.clone();
     config.broadcast = req.broadcast;
     config.servers = req.servers.clone();
+    config.vendor_class = req.vendor_class.clone();
+    config.extra_params = req.params.clone();
+    config.extra_options = req
+        .options
+        .iter()
+        .map(|o| (o.code, o.value.clone()))
+        .collect();
+    let defaults = Retry4::default();
     config.retry = Retry4 {
         timeout: Duration::from_millis(req.timeout_ms),
         min_renew_interval: MIN_RENEW_INTERVAL,
-        ..Retry4::default()
+        max: req
+            .resend_max_ms
+            .map_or(defaults.max, Duration::from_millis)
+            .max(defaults.initial),
+        ..defaults
     };
     config
 }

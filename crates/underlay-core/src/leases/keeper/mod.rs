@@ -49,6 +49,54 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// How long a relocated lease waits for its link to arrive in the new netns.
 const RELOCATE_WAIT: Duration = Duration::from_secs(60);
 
+/// What the keeper does for requests that leave it open: the reference CNI daemon's flags
+/// (`dhcp daemon -timeout -broadcast -resendmax`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeeperDefaults {
+    /// The exchange timeout of requests with `timeout_ms: 0`.
+    pub timeout: Duration,
+    /// Ask for broadcast answers in every exchange.
+    pub broadcast: bool,
+    /// Ceiling of the DHCPv4 retransmission delay of requests that name none.
+    pub resend_max: Option<Duration>,
+    /// Where the host's root is mounted when the keeper runs in a container of its own
+    /// (`-hostprefix`): netns paths of requests are looked up under it.
+    pub netns_prefix: Option<std::path::PathBuf>,
+}
+
+impl Default for KeeperDefaults {
+    fn default() -> KeeperDefaults {
+        KeeperDefaults {
+            timeout: Duration::from_secs(10),
+            broadcast: false,
+            resend_max: None,
+            netns_prefix: None,
+        }
+    }
+}
+
+impl KeeperDefaults {
+    /// `req` with what it leaves open filled in; the result is what is stored and renewed.
+    fn fill(&self, req: &LeaseRequest) -> LeaseRequest {
+        let mut req = req.clone();
+        if req.timeout_ms == 0 {
+            req.timeout_ms = self.timeout.as_millis().try_into().unwrap_or(u64::MAX);
+        }
+        req.broadcast |= self.broadcast;
+        if req.resend_max_ms.is_none() {
+            req.resend_max_ms = self.resend_max.map(|d| d.as_millis() as u64);
+        }
+        if let Some(prefix) = &self.netns_prefix {
+            let netns = Path::new(&req.netns);
+            if !netns.starts_with(prefix) {
+                let relative = netns.strip_prefix("/").unwrap_or(netns);
+                req.netns = prefix.join(relative).display().to_string();
+            }
+        }
+        req
+    }
+}
+
 struct Running {
     commands: Sender<Command>,
     thread: JoinHandle<()>,
@@ -65,6 +113,7 @@ pub struct Keeper {
     running: Arc<Mutex<HashMap<String, Running>>>,
     /// One acquire or release per key at a time; different keys go in parallel.
     busy: Arc<KeyLocks>,
+    defaults: KeeperDefaults,
 }
 
 impl Keeper {
@@ -78,6 +127,7 @@ impl Keeper {
             events,
             running: Arc::default(),
             busy: Arc::default(),
+            defaults: KeeperDefaults::default(),
         };
         let stored = keeper.lock_state().leases()?;
         for lease in stored {
@@ -85,6 +135,12 @@ impl Keeper {
         }
         keeper.sweep();
         Ok(keeper)
+    }
+
+    /// This keeper, filling in what requests leave open from `defaults`.
+    pub fn with_defaults(mut self, defaults: KeeperDefaults) -> Keeper {
+        self.defaults = defaults;
+        self
     }
 
     fn lock_state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -141,6 +197,7 @@ impl Keeper {
 
     /// Runs the exchange(s) of `req`, persists the lease and keeps it.
     pub fn acquire_lease(&self, req: &LeaseRequest) -> KeeperResult<LeaseReply> {
+        let req = &self.defaults.fill(req);
         check(req)?;
         let _busy = self.busy.lock(&req.key);
         // A repeated acquire (a caller that crashed and retried) replaces the old one; the
@@ -521,6 +578,25 @@ fn check(req: &LeaseRequest) -> KeeperResult<()> {
         return invalid(format!(
             "timeout {} ms is outside 1..300000",
             req.timeout_ms
+        ));
+    }
+    if req.resend_max_ms.is_some_and(|ms| ms < 100) {
+        return invalid("the retransmission ceiling must be at least 100 ms".into());
+    }
+    if req
+        .options
+        .iter()
+        .any(|o| matches!(o.code, 0 | 53 | 54 | 55 | 255))
+    {
+        return invalid(
+            "options 0, 53, 54, 55 and 255 belong to the protocol and cannot be provided".into(),
+        );
+    }
+    if let Some(long) = req.options.iter().find(|o| o.value.len() > 255) {
+        return invalid(format!(
+            "option {} has {} bytes, more than the 255 an option can carry",
+            long.code,
+            long.value.len()
         ));
     }
     if req.probe_ms.is_some_and(|ms| ms == 0 || ms > 10_000) {

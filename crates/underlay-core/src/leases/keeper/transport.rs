@@ -114,17 +114,36 @@ impl Transport4 {
     }
 }
 
+/// How long a tentative link-local address is waited for (DAD takes `dad_transmits` x
+/// `retrans_time`, 1 s by default, plus a random delay of up to 1 s first).
+const TENTATIVE_WAIT: Duration = Duration::from_secs(3);
+
+fn is_tentative(e: &underlay_linux::Error) -> bool {
+    e.errno() == Some(nix::errno::Errno::EADDRNOTAVAIL as i32)
+}
+
 pub(crate) struct Transport6 {
     udp: UdpSocket,
     index: u32,
 }
 
 impl Transport6 {
-    /// Binds port 546 on the link-local address (optimistic DAD makes it usable at once).
+    /// Binds port 546 on the link-local address. Optimistic DAD makes it usable at once; on a
+    /// link made by someone else (a CNI main plugin), it stays tentative until duplicate
+    /// address detection is over (about a second), and bind() refuses it meanwhile.
     pub fn open(link: &mut LeaseLink) -> KeeperResult<Transport6> {
         let local = link.link_local()?;
         let bind = SocketAddr::V6(SocketAddrV6::new(local, v6::CLIENT_PORT, 0, link.index));
-        let udp = udp_socket_in(&link.ns, bind, &link.ifname, false).map_err(failed)?;
+        let give_up = std::time::Instant::now() + TENTATIVE_WAIT;
+        let udp = loop {
+            match udp_socket_in(&link.ns, bind, &link.ifname, false) {
+                Ok(udp) => break udp,
+                Err(e) if is_tentative(&e) && std::time::Instant::now() < give_up => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => return Err(failed(e)),
+            }
+        };
         Ok(Transport6 {
             udp,
             index: link.index,
