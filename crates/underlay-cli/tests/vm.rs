@@ -859,3 +859,180 @@ fn vm_supervisor_rebuilds_ipvlan_endpoints_with_the_new_parent_mac() {
     );
     assert!(common::pings(lan.c(0), "198.51.100.3"));
 }
+
+/// One POST of Docker's plugin protocol on the plugin's unix socket; returns (status, body).
+fn plugin_post(socket: &Path, call: &str, body: &Value) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket)
+        .unwrap_or_else(|e| panic!("connecting to {}: {e}", socket.display()));
+    let body = body.to_string();
+    write!(
+        stream,
+        "POST /{call} HTTP/1.1\r\nHost: plugin\r\nContent-Type: application/vnd.docker.plugins.v1.2+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status: u16 = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    let text = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(text).unwrap_or(Value::Null))
+}
+
+/// Asserts 200; returns the body.
+fn plugin_ok(socket: &Path, call: &str, body: Value) -> Value {
+    let (status, answer) = plugin_post(socket, call, &body);
+    assert_eq!(status, 200, "{call} {body}: {answer}");
+    answer
+}
+
+/// The Docker plugin on an 802.1Q parent, driven through the calls dockerd makes (the host
+/// kernel has no 8021q, so no dockerd here): `network create -o parent=eth0.20` creates and
+/// owns eth0.20, an endpoint's link hangs off it, `network rm` removes it again.
+#[test]
+#[ignore = "runs inside the kernel VM: tests/vm/run"]
+fn vm_docker_plugin_creates_and_removes_a_vlan_parent() {
+    require_vm();
+    let lan = common::TestLan::new(1);
+    let dir = TempDir::new().unwrap();
+    let socket = dir.path().join("underlay.sock");
+    let mut plugin = lan
+        .cmd(&["docker-plugin", "--socket", &socket.display().to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _plugin = Kill(&mut plugin);
+    let started = std::time::Instant::now();
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "the plugin never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    let activated = plugin_ok(&socket, "Plugin.Activate", serde_json::json!({}));
+    assert_eq!(
+        activated["Implements"],
+        serde_json::json!(["NetworkDriver", "IpamDriver"])
+    );
+    let pool = plugin_ok(
+        &socket,
+        "IpamDriver.RequestPool",
+        serde_json::json!({"AddressSpace": "LocalDefault", "Pool": "192.168.20.0/24",
+                           "SubPool": "", "Options": {}, "V6": false}),
+    );
+    let pool_id = pool["PoolID"].as_str().unwrap().to_string();
+    plugin_ok(
+        &socket,
+        "IpamDriver.RequestAddress",
+        serde_json::json!({"PoolID": pool_id, "Address": "192.168.20.1",
+                           "Options": {"RequestAddressType": "com.docker.network.gateway"}}),
+    );
+    let network_id = "a".repeat(64);
+    plugin_ok(
+        &socket,
+        "NetworkDriver.CreateNetwork",
+        serde_json::json!({"NetworkID": network_id,
+            "Options": {"com.docker.network.generic": {"parent": "eth0.20"}},
+            "IPv4Data": [{"AddressSpace": "LocalDefault", "Pool": "192.168.20.0/24",
+                          "Gateway": "192.168.20.1/24", "AuxAddresses": {}}],
+            "IPv6Data": []}),
+    );
+    let vlan = common::link(&lan.host.name, "eth0.20").expect("eth0.20 created");
+    assert_eq!(kind(&vlan), "vlan", "{vlan}");
+    assert_eq!(vlan["linkinfo"]["info_data"]["id"], 20);
+    assert_eq!(vlan["link"], "eth0");
+    let listed = lan.ok(&["network", "ls"]);
+    assert!(listed.contains("docker-aaaaaaaaaaaa"), "{listed}");
+
+    let address = plugin_ok(
+        &socket,
+        "IpamDriver.RequestAddress",
+        serde_json::json!({"PoolID": pool_id, "Address": "", "Options": {}}),
+    );
+    assert_eq!(address["Address"], "192.168.20.2/24");
+    let endpoint_id = "e".repeat(64);
+    plugin_ok(
+        &socket,
+        "NetworkDriver.CreateEndpoint",
+        serde_json::json!({"NetworkID": network_id, "EndpointID": endpoint_id,
+            "Interface": {"Address": "192.168.20.2/24", "AddressIPv6": "", "MacAddress": ""},
+            "Options": {}}),
+    );
+    let joined = plugin_ok(
+        &socket,
+        "NetworkDriver.Join",
+        serde_json::json!({"NetworkID": network_id, "EndpointID": endpoint_id,
+            "SandboxKey": format!("/run/netns/{}", lan.c(0)), "Options": {}}),
+    );
+    let src = joined["InterfaceName"]["SrcName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(joined["Gateway"], "192.168.20.1", "{joined}");
+    let link = common::link(&lan.host.name, &src).expect("the endpoint link");
+    assert_eq!(
+        link["link"], "eth0.20",
+        "the endpoint hangs off the VLAN: {link}"
+    );
+
+    // While the network has an endpoint, its parent stays; deleting the network removes it.
+    for (call, body) in [
+        (
+            "NetworkDriver.Leave",
+            serde_json::json!({"NetworkID": network_id, "EndpointID": endpoint_id}),
+        ),
+        (
+            "NetworkDriver.DeleteEndpoint",
+            serde_json::json!({"NetworkID": network_id, "EndpointID": endpoint_id}),
+        ),
+        (
+            "IpamDriver.ReleaseAddress",
+            serde_json::json!({"PoolID": pool_id, "Address": "192.168.20.2"}),
+        ),
+    ] {
+        plugin_ok(&socket, call, body);
+    }
+    assert!(
+        common::link(&lan.host.name, "eth0.20").is_some(),
+        "eth0.20 went with the endpoint"
+    );
+    assert!(
+        common::link(&lan.host.name, &src).is_none(),
+        "{src} outlived DeleteEndpoint"
+    );
+    plugin_ok(
+        &socket,
+        "NetworkDriver.DeleteNetwork",
+        serde_json::json!({"NetworkID": network_id}),
+    );
+    assert!(
+        common::link(&lan.host.name, "eth0.20").is_none(),
+        "network rm left eth0.20"
+    );
+    plugin_ok(
+        &socket,
+        "IpamDriver.ReleaseAddress",
+        serde_json::json!({"PoolID": pool_id, "Address": "192.168.20.1"}),
+    );
+    plugin_ok(
+        &socket,
+        "IpamDriver.ReleasePool",
+        serde_json::json!({"PoolID": pool_id}),
+    );
+    let listed = lan.ok(&["network", "ls"]);
+    assert!(!listed.contains("docker-aaaaaaaaaaaa"), "{listed}");
+}
