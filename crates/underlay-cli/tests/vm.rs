@@ -662,10 +662,10 @@ fn vm_restore_recreates_vlan_parents_after_a_reboot() {
     underlay.ok(&["connect", "lan", &c1.name]);
     let c1_name = c1.name.clone();
 
+    // A reboot: the VLAN and every netns are gone when `restore` runs (before any runtime
+    // starts its containers again).
     host.ip(&["link", "del", "eth0.42"]);
     drop(c1);
-    let c1 = Netns { name: c1_name };
-    ip(&["netns", "add", &c1.name]);
 
     let out = underlay.ok(&["restore"]);
     assert!(
@@ -673,11 +673,13 @@ fn vm_restore_recreates_vlan_parents_after_a_reboot() {
         "{out}"
     );
     assert!(
-        out.contains(&format!("released endpoint lan/{}", c1.name)),
+        out.contains(&format!("released endpoint lan/{c1_name}")),
         "{out}"
     );
     let vlan = host.link("eth0.42");
     assert_eq!(vlan["linkinfo"]["info_data"]["id"], 42, "{vlan}");
+    let c1 = Netns { name: c1_name };
+    ip(&["netns", "add", &c1.name]);
     underlay.ok(&["connect", "lan", &c1.name]);
     assert_eq!(ipv4_addrs(&c1.addr("eth0")), ["198.51.100.2/24"]);
     // Still owned: removing the network deletes it.

@@ -12,9 +12,15 @@ use common::{ip, Fixture};
 use serde_json::json;
 use underlay_testkit::vm::{require_vm, run_ignored_tests_in_vm};
 
+/// dnsmasq, for the dhcp plugin test in the VM (scripts/setup installs it).
+const DNSMASQ: &str = "/usr/sbin/dnsmasq";
+
 #[test]
 fn vm_suite() {
-    run_ignored_tests_in_vm(&[Path::new(env!("CARGO_BIN_EXE_underlay-cni"))]);
+    run_ignored_tests_in_vm(&[
+        Path::new(env!("CARGO_BIN_EXE_underlay-cni")),
+        Path::new(DNSMASQ),
+    ]);
 }
 
 /// The master is a dummy in the VM (no traffic is needed to check the plumbing).
@@ -398,4 +404,61 @@ fn vlan_key_crashes_around_the_parent_leave_nothing_for_good() {
     assert_eq!(f.cni("macvlan", "DEL", &conf, "c0", "eth0", Some(&ns)).0, 0);
     assert!(f.host_link("eth0.9").is_none());
     assert!(f.parent_records().is_empty());
+}
+
+/// ipvlan L2 endpoints share their parent's MAC: the dhcp plugin tells them apart by client
+/// identifier and asks for broadcast answers, so two containers get two leases and both reach
+/// the LAN.
+#[test]
+#[ignore = "runs inside the kernel VM: tests/vm/run"]
+fn ipvlan_l2_containers_get_distinct_dhcp_leases() {
+    require_vm();
+    let mut lan = common::dhcp::Lan::new(2);
+    lan.start_dnsmasq(&[common::dhcp::RANGE4]);
+    lan.start_keeper(&[]);
+    let mut conf = lan.conf("1.1.0", json!({}));
+    conf["type"] = json!("ipvlan");
+    conf["mode"] = json!("l2");
+    let mut addresses = Vec::new();
+    for i in 0..2 {
+        let ns = lan.f.netns(i);
+        let (code, out) = lan.f.cni(
+            "ipvlan",
+            "ADD",
+            &conf,
+            &format!("ctr{i}"),
+            "eth0",
+            Some(&ns),
+        );
+        assert_eq!(code, 0, "{out}\n{}", lan.keeper_log());
+        addresses.push(common::dhcp::address_of(&out));
+        assert!(
+            lan.ping_router_from(i),
+            "container {i} cannot reach the router"
+        );
+    }
+    assert_ne!(
+        addresses[0], addresses[1],
+        "two ipvlan endpoints got one lease"
+    );
+    let leases = lan.leases();
+    for address in &addresses {
+        let ip = address.split('/').next().unwrap();
+        assert!(leases.contains(&format!(" {ip} ")), "{ip} not in {leases}");
+    }
+    for i in 0..2 {
+        let ns = lan.f.netns(i);
+        let (code, out) = lan.f.cni(
+            "ipvlan",
+            "DEL",
+            &conf,
+            &format!("ctr{i}"),
+            "eth0",
+            Some(&ns),
+        );
+        assert_eq!(code, 0, "{out}");
+    }
+    common::dhcp::wait_for(std::time::Duration::from_secs(5), || {
+        lan.leases().trim().is_empty()
+    });
 }
