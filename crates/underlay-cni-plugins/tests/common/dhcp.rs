@@ -34,6 +34,19 @@ impl Lan {
         let lan = format!("{}-lan", f.host);
         ip(&["netns", "add", &lan]);
         ip(&["-n", &f.host, "link", "set", "w0", "netns", &lan]);
+        // No duplicate address detection on the server's side: its addresses are usable at once.
+        let no_dad = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lan,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.w0.accept_dad=0",
+            ])
+            .status()
+            .unwrap();
+        assert!(no_dad.success(), "sysctl accept_dad in {lan}");
         ip(&["-n", &lan, "addr", "add", "198.51.100.1/24", "dev", "w0"]);
         ip(&[
             "-n",
@@ -101,9 +114,19 @@ impl Lan {
             .spawn()
             .expect("start dnsmasq");
         self.dnsmasq = Some(child);
-        wait_for(Duration::from_secs(5), || {
-            std::fs::read_to_string(&log).is_ok_and(|l| l.contains("sockets bound exclusively"))
-        });
+        let started = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("sockets bound exclusively") {
+                break;
+            }
+            let exited = self.dnsmasq.as_mut().unwrap().try_wait().unwrap();
+            assert!(
+                exited.is_none() && started.elapsed() < Duration::from_secs(10),
+                "dnsmasq did not start ({exited:?}):\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn stop_dnsmasq(&mut self) {
