@@ -80,7 +80,7 @@ endpoints that are gone are released.
 Examples:
   underlay dhcp-daemon
   underlay --dhcp-socket /tmp/dhcp.sock --log-level info dhcp-daemon")]
-    DhcpDaemon,
+    DhcpDaemon(DhcpDaemonArgs),
     /// Run the lease keeper and the parent supervisor: what dhcp-daemon does, and it watches
     /// every network's parent.
     #[command(after_help = "\
@@ -355,4 +355,26 @@ pub enum OnOff {
 pub enum Format {
     Table,
     Json,
+}
+
+/// What the lease keeper does for requests that leave it open (the CNI `dhcp` plugin's); the
+/// reference daemon's flags, as `dhcp daemon` passes them.
+#[derive(Debug, Args)]
+pub struct DhcpDaemonArgs {
+    /// Exchange timeout, in milliseconds, of requests that name none (1..300000).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=300_000))]
+    pub default_timeout_ms: u64,
+    /// Ask every server for broadcast answers.
+    #[arg(long)]
+    pub broadcast: bool,
+    /// Ceiling of the DHCPv4 retransmission delay, in milliseconds (at least 100).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(100..))]
+    pub resend_max_ms: Option<u64>,
+    /// Where the host's root is mounted when the keeper runs in a container: netns paths of
+    /// requests are looked up under it.
+    #[arg(long)]
+    pub netns_prefix: Option<PathBuf>,
+    /// Write the keeper's PID to this file once it listens.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
 }

@@ -36,7 +36,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Disconnect(args) => commands::endpoint::disconnect(&ctx, args),
         Command::Gc => commands::endpoint::gc(&ctx),
         Command::Restore => commands::endpoint::restore(&ctx),
-        Command::DhcpDaemon => commands::dhcp::daemon(&ctx),
+        Command::DhcpDaemon(args) => commands::dhcp::daemon(&ctx, &args),
         Command::Daemon { settle_every } => {
             commands::daemon::daemon(&ctx, std::time::Duration::from_secs(settle_every))
         }

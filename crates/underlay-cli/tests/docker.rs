@@ -94,6 +94,36 @@ fn containers_reach_each_other_and_the_gateway_and_the_cli_sees_them() {
         .expect("the Docker network in underlay network ls");
     assert_eq!(row["Endpoints"], 2);
     assert_eq!(row["Status"], "healthy");
+    // Docker's EndpointOperInfo reports the parent's health, read when asked.
+    let endpoint_id = lan.inspect("c1")["NetworkSettings"]["Networks"]["lan"]["EndpointID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let oper_info = || {
+        let (status, body) = common::plugin_post(
+            &lan.plugin_socket("underlay"),
+            "NetworkDriver.EndpointOperInfo",
+            &serde_json::json!({"NetworkID": id, "EndpointID": endpoint_id}),
+        );
+        assert_eq!(status, 200, "{body}");
+        body["Value"].clone()
+    };
+    let info = oper_info();
+    assert_eq!(info["underlay.status"], "healthy", "{info}");
+    assert_eq!(info["underlay.ipv4"], "198.51.100.2", "{info}");
+    let set_parent = |state: &str| {
+        let out = common::ip(&["-n", lan.host(), "link", "set", "eth0", state]);
+        assert!(out.status.success());
+    };
+    set_parent("down");
+    let info = oper_info();
+    set_parent("up");
+    assert_eq!(info["underlay.status"], "degraded", "{info}");
+    assert_eq!(
+        info["underlay.status_reason"], "parent eth0 is down",
+        "{info}"
+    );
+    assert_eq!(oper_info()["underlay.status"], "healthy");
 
     lan.ok(&["rm", "-f", "c1", "c2"]);
     lan.ok(&["network", "rm", "lan"]);

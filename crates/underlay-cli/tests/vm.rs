@@ -862,32 +862,9 @@ fn vm_supervisor_rebuilds_ipvlan_endpoints_with_the_new_parent_mac() {
     assert!(common::pings(lan.c(0), "198.51.100.3"));
 }
 
-/// One POST of Docker's plugin protocol on the plugin's unix socket; returns (status, body).
-fn plugin_post(socket: &Path, call: &str, body: &Value) -> (u16, Value) {
-    use std::io::{Read, Write};
-    let mut stream = std::os::unix::net::UnixStream::connect(socket)
-        .unwrap_or_else(|e| panic!("connecting to {}: {e}", socket.display()));
-    let body = body.to_string();
-    write!(
-        stream,
-        "POST /{call} HTTP/1.1\r\nHost: plugin\r\nContent-Type: application/vnd.docker.plugins.v1.2+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let status: u16 = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
-    let text = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, serde_json::from_str(text).unwrap_or(Value::Null))
-}
-
 /// Asserts 200; returns the body.
 fn plugin_ok(socket: &Path, call: &str, body: Value) -> Value {
-    let (status, answer) = plugin_post(socket, call, &body);
+    let (status, answer) = common::plugin_post(socket, call, &body);
     assert_eq!(status, 200, "{call} {body}: {answer}");
     answer
 }

@@ -5,18 +5,25 @@
 //! as the daemon sees it: prefixed to the socket and to container netns paths), `-broadcast`,
 //! `-timeout` (10s), `-resendmax`, `-resendtimeout` (accepted; the keeper paces its own
 //! retransmissions). Flags are Go-style: `-name value`, `-name=value`, `--name`; durations like
-//! `10s`, `1m2s`, `500ms`. The leases live in underlay's state directory
-//! (`UNDERLAY_STATE_DIR`, default `/var/lib/underlay`) and survive restarts of the daemon.
+//! `10s`, `1m2s`, `500ms`.
+//!
+//! The keeper itself is `underlay dhcp-daemon`: this process becomes it (exec), with the flags
+//! translated, so that the plugins' binary stays small (no SQLite, no logger: it runs on every
+//! container start). The leases live in underlay's state directory (`UNDERLAY_STATE_DIR`,
+//! default `/var/lib/underlay`) and survive restarts of the daemon. A systemd socket passes
+//! through the exec unchanged.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use underlay_cni::conf::dhcp::DEFAULT_SOCKET_PATH;
-use underlay_core::events::EventBus;
-use underlay_core::leases::{Keeper, KeeperDefaults};
-use underlay_linux::{bind_private_socket, systemd_listener};
 
-const DEFAULT_STATE_DIR: &str = "/var/lib/underlay";
+/// Where the `underlay` binary is when `UNDERLAY_BIN` does not say: beside this one, then PATH.
+const UNDERLAY: &str = "underlay";
+/// The reference daemon's exchange timeout.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The daemon's settings, from its flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,10 +31,12 @@ pub struct DaemonFlags {
     pub socket_path: PathBuf,
     pub pid_file: Option<PathBuf>,
     pub host_prefix: Option<PathBuf>,
-    pub defaults: KeeperDefaults,
+    pub timeout: Duration,
+    pub broadcast: bool,
+    pub resend_max: Option<Duration>,
 }
 
-/// Runs the daemon; returns the exit code.
+/// Becomes the keeper; returns only on failure, with the exit code.
 pub fn main(args: &[String]) -> i32 {
     let flags = match parse_flags(args) {
         Ok(flags) => flags,
@@ -36,37 +45,36 @@ pub fn main(args: &[String]) -> i32 {
             return 2;
         }
     };
-    init_logging();
-    match run(&flags) {
-        Ok(()) => 0,
-        Err(msg) => {
-            eprintln!("dhcp daemon: {msg}");
-            1
+    let underlay = match find_underlay() {
+        Some(path) => path,
+        None => {
+            eprintln!(
+                "dhcp daemon: the lease keeper is `underlay dhcp-daemon`, and no `underlay` binary \
+                 was found (UNDERLAY_BIN, beside this binary, or in PATH): install it"
+            );
+            return 1;
         }
-    }
+    };
+    let error = Command::new(&underlay).args(flags.keeper_args()).exec();
+    eprintln!("dhcp daemon: cannot run {}: {error}", underlay.display());
+    1
 }
 
-fn run(flags: &DaemonFlags) -> Result<(), String> {
-    let socket = flags.socket();
-    let listener = match systemd_listener() {
-        Some(listener) => listener,
-        None => bind_private_socket(&socket)
-            .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?,
-    };
-    let state_dir = std::env::var_os("UNDERLAY_STATE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
-    let keeper = Keeper::open(&state_dir, EventBus::default())
-        .map_err(|e| format!("cannot open the leases in {}: {e}", state_dir.display()))?
-        .with_defaults(flags.defaults.clone());
-    if let Some(pid_file) = &flags.pid_file {
-        std::fs::write(pid_file, format!("{}\n", std::process::id()))
-            .map_err(|e| format!("cannot write the pid file {}: {e}", pid_file.display()))?;
+/// `UNDERLAY_BIN`, else `underlay` beside this binary (where `scripts/build-release` puts
+/// both), else the first in PATH.
+fn find_underlay() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("UNDERLAY_BIN") {
+        return Some(PathBuf::from(path));
     }
-    tracing::info!(socket = %socket.display(), state = %state_dir.display(), "DHCP lease keeper ready");
-    keeper
-        .serve(&listener)
-        .map_err(|e| format!("serving {}: {e}", socket.display()))
+    let beside = std::fs::canonicalize("/proc/self/exe")
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(UNDERLAY)))
+        .filter(|p| p.is_file());
+    beside.or_else(|| {
+        std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|dir| dir.join(UNDERLAY))
+            .find(|p| p.is_file())
+    })
 }
 
 impl DaemonFlags {
@@ -75,6 +83,32 @@ impl DaemonFlags {
             Some(prefix) => under(prefix, &self.socket_path),
             None => self.socket_path.clone(),
         }
+    }
+
+    /// The same settings as `underlay dhcp-daemon` takes them.
+    fn keeper_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--dhcp-socket".to_string(),
+            self.socket().display().to_string(),
+            "--log-level".into(),
+            "info".into(),
+            "dhcp-daemon".into(),
+            "--default-timeout-ms".into(),
+            self.timeout.as_millis().to_string(),
+        ];
+        if self.broadcast {
+            args.push("--broadcast".into());
+        }
+        if let Some(max) = self.resend_max {
+            args.extend(["--resend-max-ms".into(), max.as_millis().to_string()]);
+        }
+        if let Some(prefix) = &self.host_prefix {
+            args.extend(["--netns-prefix".into(), prefix.display().to_string()]);
+        }
+        if let Some(pid_file) = &self.pid_file {
+            args.extend(["--pid-file".into(), pid_file.display().to_string()]);
+        }
+        args
     }
 }
 
@@ -88,7 +122,9 @@ pub fn parse_flags(args: &[String]) -> Result<DaemonFlags, String> {
         socket_path: PathBuf::from(DEFAULT_SOCKET_PATH),
         pid_file: None,
         host_prefix: None,
-        defaults: KeeperDefaults::default(),
+        timeout: DEFAULT_TIMEOUT,
+        broadcast: false,
+        resend_max: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -102,7 +138,7 @@ pub fn parse_flags(args: &[String]) -> Result<DaemonFlags, String> {
             None => (flag, None),
         };
         if name == "broadcast" {
-            flags.defaults.broadcast = match inline.as_deref() {
+            flags.broadcast = match inline.as_deref() {
                 None | Some("true") | Some("1") => true,
                 Some("false") | Some("0") => false,
                 Some(other) => {
@@ -121,23 +157,20 @@ pub fn parse_flags(args: &[String]) -> Result<DaemonFlags, String> {
         match name {
             "socketpath" => flags.socket_path = PathBuf::from(value),
             "pidfile" => flags.pid_file = Some(PathBuf::from(value)),
-            "hostprefix" => {
-                flags.host_prefix = Some(PathBuf::from(&value));
-                flags.defaults.netns_prefix = Some(PathBuf::from(value));
-            }
+            "hostprefix" => flags.host_prefix = Some(PathBuf::from(value)),
             "timeout" => {
                 let timeout = duration(name, &value)?;
                 if timeout.is_zero() || timeout > Duration::from_secs(300) {
                     return Err(format!("-timeout {value} is outside 1ms..5m"));
                 }
-                flags.defaults.timeout = timeout;
+                flags.timeout = timeout;
             }
             "resendmax" => {
                 let max = duration(name, &value)?;
                 if max < Duration::from_millis(100) {
                     return Err(format!("-resendmax {value} is below 100ms"));
                 }
-                flags.defaults.resend_max = Some(max);
+                flags.resend_max = Some(max);
             }
             "resendtimeout" => {
                 duration(name, &value)?;
@@ -180,14 +213,6 @@ fn duration(flag: &str, text: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
-fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .init();
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,19 +237,26 @@ mod tests {
         .unwrap();
         assert_eq!(flags.socket(), PathBuf::from("/tmp/d.sock"));
         assert_eq!(flags.pid_file, Some(PathBuf::from("/tmp/d.pid")));
-        assert!(flags.defaults.broadcast);
-        assert_eq!(flags.defaults.timeout, Duration::from_secs(62));
-        assert_eq!(flags.defaults.resend_max, Some(Duration::from_millis(500)));
+        assert!(flags.broadcast);
+        assert_eq!(flags.timeout, Duration::from_secs(62));
+        assert_eq!(flags.resend_max, Some(Duration::from_millis(500)));
+        assert_eq!(
+            flags.keeper_args().join(" "),
+            "--dhcp-socket /tmp/d.sock --log-level info dhcp-daemon --default-timeout-ms 62000 \
+             --broadcast --resend-max-ms 500 --pid-file /tmp/d.pid"
+        );
     }
 
     #[test]
     fn defaults_and_the_host_prefix() {
         let flags = parse(&[]).unwrap();
         assert_eq!(flags.socket(), PathBuf::from(DEFAULT_SOCKET_PATH));
-        assert_eq!(flags.defaults, KeeperDefaults::default());
+        assert_eq!(flags.timeout, DEFAULT_TIMEOUT);
+        assert!(!flags.broadcast && flags.resend_max.is_none());
         let flags = parse(&["-hostprefix", "/host"]).unwrap();
         assert_eq!(flags.socket(), PathBuf::from("/host/run/cni/dhcp.sock"));
-        assert_eq!(flags.defaults.netns_prefix, Some(PathBuf::from("/host")));
+        let args = flags.keeper_args().join(" ");
+        assert!(args.ends_with("--netns-prefix /host"), "{args}");
     }
 
     #[test]

@@ -17,8 +17,15 @@ const DNSMASQ: &str = "/usr/sbin/dnsmasq";
 
 #[test]
 fn vm_suite() {
+    let underlay = common::dhcp::underlay_cli_binary();
+    assert!(
+        underlay.is_file(),
+        "{} is missing: build it (`cargo build -p underlay-cli`)",
+        underlay.display()
+    );
     run_ignored_tests_in_vm(&[
         Path::new(env!("CARGO_BIN_EXE_underlay-cni")),
+        &underlay,
         Path::new(DNSMASQ),
     ]);
 }

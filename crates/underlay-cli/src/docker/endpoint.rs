@@ -188,6 +188,13 @@ pub fn info(
         "underlay.phase".into(),
         json!(format!("{:?}", ep.phase).to_lowercase()),
     );
+    // Read from the kernel now: a parent that went down shows here at once.
+    let health =
+        underlay_core::network_health(underlay_linux::Kernel::host(engine.kernel()), &net)?;
+    value.insert("underlay.status".into(), json!(health.name()));
+    if let Some(reason) = &health.reason {
+        value.insert("underlay.status_reason".into(), json!(reason));
+    }
     Ok(EndpointOperInfoResponse { value })
 }
 

@@ -138,7 +138,14 @@ impl Lan {
 
     /// `dhcp daemon FLAGS` as a service unit starts it (through the `dhcp` link).
     pub fn daemon_command(&self, flags: &[&str]) -> Command {
+        let underlay = underlay_cli_binary();
+        assert!(
+            underlay.is_file(),
+            "`dhcp daemon` runs {}: build it (`cargo build -p underlay-cli`; `cargo test --workspace` does)",
+            underlay.display()
+        );
         let mut cmd = Command::new(self.f.bin.path().join("dhcp"));
+        cmd.env("UNDERLAY_BIN", &underlay);
         cmd.arg("daemon")
             .arg("-socketpath")
             .arg(self.socket())
@@ -253,6 +260,11 @@ impl Drop for Lan {
             .args(["netns", "del", &self.lan])
             .status();
     }
+}
+
+/// The `underlay` binary cargo builds beside `underlay-cni` (same profile directory).
+pub fn underlay_cli_binary() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_underlay-cni")).with_file_name("underlay")
 }
 
 pub fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) {
