@@ -1015,3 +1015,103 @@ fn vm_docker_plugin_creates_and_removes_a_vlan_parent() {
     let listed = lan.ok(&["network", "ls"]);
     assert!(!listed.contains("docker-aaaaaaaaaaaa"), "{listed}");
 }
+
+/// The addresses (without prefix) of endpoint `endpoint` of `network`, v4 and v6.
+fn endpoint_addresses(lan: &common::TestLan, network: &str, endpoint: &str) -> (String, String) {
+    let net = lan.inspect(network);
+    let field = |key: &str| {
+        let value = net["Endpoints"][endpoint][key]
+            .as_str()
+            .unwrap_or_else(|| panic!("{net}"));
+        value.split('/').next().unwrap().to_string()
+    };
+    (field("IPv4Address"), field("IPv6Address"))
+}
+
+/// Host access where the host kernel cannot test it: an ipvlan network gets an ipvlan shim in
+/// its own mode, a macvlan network on an owned 802.1Q parent a macvlan shim on that VLAN. Each
+/// time the host, holding its own address on the parent, cannot reach the container before,
+/// reaches it both ways in both families with host access, and is cut off again without.
+#[test]
+#[ignore = "runs inside the kernel VM: tests/vm/run"]
+fn vm_host_access_on_ipvlan_and_on_a_vlan_parent() {
+    require_vm();
+    for (driver, parent, shim_kind) in [
+        ("ipvlan", "eth0", "ipvlan"),
+        ("macvlan", "eth0.30", "macvlan"),
+    ] {
+        let lan = common::TestLan::new(1);
+        lan.ok(&[
+            "network",
+            "create",
+            "-d",
+            driver,
+            "--subnet",
+            "198.51.100.0/24",
+            "--aux-address",
+            "host=198.51.100.10",
+            "--ipv6",
+            "--subnet",
+            "2001:db8:5::/64",
+            "--aux-address",
+            "host6=2001:db8:5::10",
+            "-o",
+            &format!("parent={parent}"),
+            "ha",
+        ]);
+        for (addr, extra) in [
+            ("198.51.100.10/24", None),
+            ("2001:db8:5::10/64", Some("nodad")),
+        ] {
+            let mut args = vec!["-n", &lan.host.name, "addr", "add", addr, "dev", parent];
+            args.extend(extra);
+            assert!(common::ip(&args).status.success(), "{args:?}");
+        }
+        lan.ok(&["connect", "ha", lan.c(0)]);
+        let (v4, v6) = endpoint_addresses(&lan, "ha", lan.c(0));
+        assert!(
+            !common::pings(&lan.host.name, &v4),
+            "{driver}: the parent reached its child"
+        );
+
+        lan.ok(&["network", "update", "ha", "--host-access", "on"]);
+        let id = lan.inspect("ha")["Id"].as_str().unwrap().to_string();
+        let shim_name = format!("ulh{}", &id[..12]);
+        let shim = common::link(&lan.host.name, &shim_name).expect("the host access link");
+        assert_eq!(shim["linkinfo"]["info_kind"], shim_kind, "{shim}");
+        assert_eq!(shim["link"], parent, "{shim}");
+        let shim_addresses = common::addresses(&lan.host.name, &shim_name);
+        let shim_address = |v6: bool| {
+            let found = shim_addresses
+                .iter()
+                .map(|a| a.split('/').next().unwrap())
+                .find(|a| a.contains(':') == v6 && !a.starts_with("fe80"));
+            found
+                .unwrap_or_else(|| panic!("{shim_addresses:?}"))
+                .to_string()
+        };
+        let (shim4, shim6) = (shim_address(false), shim_address(true));
+        for (from, to) in [
+            (lan.host.name.as_str(), v4.as_str()),
+            (lan.host.name.as_str(), v6.as_str()),
+            (lan.c(0), shim4.as_str()),
+            (lan.c(0), shim6.as_str()),
+        ] {
+            assert!(
+                common::pings(from, to),
+                "{driver} on {parent}: {from} cannot reach {to} (shim {shim_addresses:?})"
+            );
+        }
+
+        lan.ok(&["network", "update", "ha", "--host-access", "off"]);
+        assert!(
+            common::link(&lan.host.name, &shim_name).is_none(),
+            "{driver}: shim left"
+        );
+        assert!(
+            !common::pings(&lan.host.name, &v4),
+            "{driver}: still reachable without"
+        );
+        lan.ok(&["network", "rm", "--force", "ha"]);
+    }
+}
