@@ -608,3 +608,70 @@ fn cni_install_links_the_types_and_keeps_foreign_plugins_unless_forced() {
         "re-installing over our own links needs no --force"
     );
 }
+
+/// A macvlan cannot go up while another macvlan of its parent has its MAC. When that other
+/// link goes away soon (a container's previous link, in a netns the kernel is still tearing
+/// down) connect waits for it; when it stays, connect fails naming the parent and leaves
+/// nothing behind.
+#[test]
+fn a_mac_still_held_on_the_parent_is_waited_for_briefly_then_refused() {
+    let lan = TestLan::new(1);
+    lan.create_default();
+    let mac = "02:00:00:00:00:77";
+    let squat = |action: &str| {
+        let args: Vec<&str> = match action {
+            "add" => vec![
+                "-n",
+                &lan.host.name,
+                "link",
+                "add",
+                "sq0",
+                "link",
+                "eth0",
+                "address",
+                mac,
+                "up",
+                "type",
+                "macvlan",
+                "mode",
+                "bridge",
+            ],
+            _ => vec!["-n", &lan.host.name, "link", "del", "sq0"],
+        };
+        let out = common::ip(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    squat("add");
+    let started = std::time::Instant::now();
+    let err = lan.fails(1, &["connect", "lan", lan.c(0), "--mac", mac]);
+    assert!(
+        err.contains("another link on parent eth0 has its MAC address"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(3),
+        "it did not wait"
+    );
+    assert!(
+        common::link(lan.c(0), "eth0").is_none(),
+        "a link was left behind"
+    );
+    assert_eq!(
+        lan.inspect("lan")["Endpoints"].as_object().unwrap().len(),
+        0
+    );
+
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            squat("del");
+        });
+        lan.ok(&["connect", "lan", lan.c(0), "--mac", mac]);
+    });
+    let link = common::link(lan.c(0), "eth0").expect("eth0 once the MAC was free");
+    assert_eq!(link["address"], mac);
+}

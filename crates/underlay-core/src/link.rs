@@ -271,15 +271,43 @@ pub(crate) fn add_addresses<N: Netlink>(
     Ok(())
 }
 
+/// How long a MAC still held by a link of a dying netns is waited for.
+const MAC_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Brings the link up. A macvlan cannot go up while another macvlan of the same parent has its
+/// MAC (EADDRINUSE). That other one may be the same container's previous link, in a netns the
+/// kernel is still tearing down (netns cleanup is deferred work): a runtime that restarts a
+/// container at once (dockerd after its own restart) gets there first. So that is waited out,
+/// briefly.
 pub(crate) fn set_link_up<N: Netlink>(
     nl: &mut N,
     index: u32,
     plan: &LinkPlan,
 ) -> Result<(), Error> {
-    nl.set_up(index).map_err(Error::kernel(format!(
-        "bringing {} up in netns {}",
-        plan.ifname, plan.netns
-    )))
+    let give_up = std::time::Instant::now() + MAC_RELEASE_WAIT;
+    loop {
+        match nl.set_up(index) {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if e.errno() == Some(nix::errno::Errno::EADDRINUSE as i32)
+                    && std::time::Instant::now() < give_up =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) if e.errno() == Some(nix::errno::Errno::EADDRINUSE as i32) => {
+                return Err(Error::Conflict(format!(
+                    "cannot bring {} up in netns {}: another link on parent {} has its MAC address",
+                    plan.ifname, plan.netns, plan.parent_name
+                )))
+            }
+            Err(e) => {
+                return Err(Error::kernel(format!(
+                    "bringing {} up in netns {}",
+                    plan.ifname, plan.netns
+                ))(e))
+            }
+        }
+    }
 }
 
 pub(crate) fn add_routes<N: Netlink>(nl: &mut N, index: u32, plan: &LinkPlan) -> Result<(), Error> {
