@@ -17,12 +17,11 @@ use underlay_cni::result::{Interface, IpConfig, Route as CniRoute};
 use underlay_cni::{CmdArgs, CniError, CniResult, NetConf, Plugin};
 use underlay_core::{IfName, LinkKind, LinkPlan, MacAddr};
 use underlay_linux::{
-    IpNet, IpvlanFlag, IpvlanMode, Kernel, Link, MacvlanMode, Netlink, Netns, Route,
+    IpNet, IpvlanFlag, IpvlanMode, Kernel, Link, LinuxKernel, MacvlanMode, Netlink, Netns, Route,
 };
 
 use crate::errors::{from_core, from_kernel};
 use crate::ipam::Ipam;
-use crate::kernel::{netlink_in, PluginKernel};
 use crate::parents::{parent_name, Registry, User};
 
 /// Which link kind this invocation builds.
@@ -134,7 +133,8 @@ impl LinkConf {
 impl Plugin for LinkPlugin {
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
         let conf = self.conf(args)?;
-        let mut kernel = PluginKernel::open().map_err(|e| from_kernel("opening netlink", e))?;
+        let mut kernel =
+            LinuxKernel::open_single_threaded().map_err(|e| from_kernel("opening netlink", e))?;
         let netns_path = args
             .env
             .netns
@@ -196,8 +196,8 @@ impl Plugin for LinkPlugin {
             .clone()
             .ok_or_else(|| CniError::invalid_env("CNI_NETNS is required for CHECK"))?;
         let ns = open_netns(&netns_path)?;
-        let mut nl =
-            netlink_in(&ns).map_err(|e| from_kernel("opening netlink in the container", e))?;
+        let mut nl = container_netlink(&ns)
+            .map_err(|e| from_kernel("opening netlink in the container", e))?;
         let link = nl
             .link_by_name(&args.env.ifname)
             .map_err(|e| from_kernel("looking up CNI_IFNAME", e))?
@@ -278,7 +278,7 @@ impl Plugin for LinkPlugin {
 
 /// IPAM ADD, then the link on `parent`; a failure of the link deletes it and calls IPAM DEL.
 fn ipam_then_link(
-    kernel: &mut PluginKernel,
+    kernel: &mut LinuxKernel,
     ns: &Netns,
     nl: &mut underlay_linux::RtNetlink,
     conf: &LinkConf,
@@ -312,7 +312,7 @@ fn ipam_then_link(
 /// removes the link and gives back what IPAM handed out.
 #[allow(clippy::too_many_arguments)]
 fn link_then_ipam(
-    kernel: &mut PluginKernel,
+    kernel: &mut LinuxKernel,
     ns: &Netns,
     nl: &mut underlay_linux::RtNetlink,
     conf: &LinkConf,
@@ -384,7 +384,8 @@ fn delete_container_link(args: &CmdArgs) -> Result<(), CniError> {
     let Ok(Some(ns)) = Netns::open(path) else {
         return Ok(());
     };
-    let mut nl = netlink_in(&ns).map_err(|e| from_kernel("opening netlink in the container", e))?;
+    let mut nl =
+        container_netlink(&ns).map_err(|e| from_kernel("opening netlink in the container", e))?;
     if let Some(link) = nl
         .link_by_name(&args.env.ifname)
         .map_err(|e| from_kernel("looking up CNI_IFNAME", e))?
@@ -593,6 +594,11 @@ fn check_kind(link: &Link, kind: &Kind) -> Result<(), CniError> {
         ));
     }
     Ok(())
+}
+
+/// A netlink socket in a container's netns, opened by this (single) thread stepping in.
+fn container_netlink(ns: &Netns) -> Result<underlay_linux::RtNetlink, underlay_linux::Error> {
+    ns.run_here(underlay_linux::RtNetlink::open)?
 }
 
 fn delete_named(nl: &mut underlay_linux::RtNetlink, name: &str) {

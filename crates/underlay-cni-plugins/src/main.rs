@@ -8,7 +8,6 @@ mod dhcp_daemon;
 mod errors;
 mod hostlocal;
 mod ipam;
-mod kernel;
 mod link;
 mod parents;
 mod static_ipam;

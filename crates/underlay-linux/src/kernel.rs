@@ -10,6 +10,9 @@ use crate::{
 #[derive(Debug)]
 pub struct LinuxKernel {
     host: RtNetlink,
+    /// Work inside other namespaces is done by the calling thread itself ([`Netns::run_here`])
+    /// instead of by a thread spawned for it ([`Netns::run`]).
+    single_threaded: bool,
 }
 
 impl LinuxKernel {
@@ -17,7 +20,26 @@ impl LinuxKernel {
     pub fn open() -> Result<Self, Error> {
         Ok(LinuxKernel {
             host: RtNetlink::open()?,
+            single_threaded: false,
         })
+    }
+
+    /// [`LinuxKernel::open`] for a process with one thread (a CNI plugin): that thread steps
+    /// into a container's namespace and straight back, see [`Netns::run_here`].
+    pub fn open_single_threaded() -> Result<Self, Error> {
+        Ok(LinuxKernel {
+            host: RtNetlink::open()?,
+            single_threaded: true,
+        })
+    }
+
+    /// Runs `f` inside `ns`, the way this kernel was opened for.
+    fn inside<T: Send>(&self, ns: &Netns, f: impl FnOnce() -> T + Send) -> Result<T, Error> {
+        if self.single_threaded {
+            ns.run_here(f)
+        } else {
+            ns.run(f)
+        }
     }
 }
 
@@ -41,7 +63,7 @@ impl Kernel for LinuxKernel {
     }
 
     fn netlink_in(&mut self, ns: &Netns) -> Result<RtNetlink, Error> {
-        RtNetlink::open_in(ns)
+        self.inside(ns, RtNetlink::open)?
     }
 
     fn create_macvlan_in(&mut self, spec: &MacvlanSpec, ns: &Netns) -> Result<(), Error> {
@@ -60,8 +82,8 @@ impl Kernel for LinuxKernel {
         if settings.is_empty() {
             return Ok(());
         }
-        // One thread for all the settings: /proc/sys/net follows the opening thread's netns.
-        ns.run(|| {
+        // One step in for all the settings: /proc/sys/net follows the opening thread's netns.
+        self.inside(ns, || {
             settings
                 .iter()
                 .try_for_each(|(key, value)| write_sysctl(key, value))
@@ -69,7 +91,7 @@ impl Kernel for LinuxKernel {
     }
 
     fn frame_socket_in(&mut self, ns: &Netns, ifindex: u32) -> Result<PacketSocket, Error> {
-        PacketSocket::open_in(ns, ifindex)
+        self.inside(ns, || PacketSocket::open(ifindex))?
     }
 
     fn netns_id(&mut self, ns: &Netns) -> Result<(u64, u64), Error> {

@@ -213,3 +213,39 @@ fn open_in_socket_outlives_its_thread() {
         index_of(&mut nl, "ul-par0");
     }
 }
+
+/// A single-threaded kernel steps its own thread into the namespace and back: what it opens
+/// there stays there, and the thread ends up where it started. (Run on a thread of its own, so
+/// the test's thread never changes namespace even if an assertion fails half-way.)
+#[test]
+fn a_single_threaded_kernel_works_inside_on_its_own_thread_and_comes_back() {
+    let container = TestNetns::new();
+    std::thread::spawn(move || {
+        let home = Netns::current().unwrap().id().unwrap();
+        let container_ns = container.open();
+        let seen = container_ns
+            .run_here(|| Netns::current().unwrap().id().unwrap())
+            .unwrap();
+        assert_eq!(seen, container_ns.id().unwrap());
+        assert_ne!(seen, home);
+        assert_eq!(Netns::current().unwrap().id().unwrap(), home);
+
+        let mut kernel = LinuxKernel::open_single_threaded().expect("kernel");
+        let mut inside = kernel.netlink_in(&container_ns).expect("netlink in");
+        let names: Vec<String> = inside
+            .links()
+            .unwrap()
+            .into_iter()
+            .map(|l| l.name)
+            .collect();
+        assert_eq!(
+            names,
+            ["lo"],
+            "the socket lives in the container's namespace"
+        );
+        assert_eq!(Netns::current().unwrap().id().unwrap(), home);
+        drop(container);
+    })
+    .join()
+    .unwrap();
+}
