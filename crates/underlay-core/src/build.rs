@@ -15,15 +15,25 @@ use crate::leases::{endpoint_key, ApplyPolicy, LeaseReply, LeaseRequest};
 use crate::link::{add_addresses, add_routes, create_link, set_link_up};
 use crate::plumbing::{add_lease, link_plan, plumb};
 use crate::probe::{announce, probe};
-use crate::{Driver, Endpoint, Engine, Error, Family, IpamDriver, Ipv6Mode, Network};
+use crate::{Driver, Endpoint, Engine, Error, Family, IpamDriver, Ipv6Mode, LinkPlan, Network};
 
 /// How often a pool address that turned out live is replaced before connect gives up.
 const MAX_LIVE_SKIPS: usize = 8;
 
 /// Conflict detection is on unless the network opted out; ipvlan L3/L3S carries no ARP, so
 /// there is nothing to probe with (the routed fabric owns those addresses).
-fn probes_addresses(net: &Network) -> bool {
+pub(crate) fn probes_addresses(net: &Network) -> bool {
     net.spec.ipam.conflict_detection() && !net.spec.driver.routes_via_device()
+}
+
+/// The endpoint's link as it is made before its addresses are known (DHCP, probes).
+pub(crate) fn bare_link_plan(net: &Network, ep: &Endpoint, parent: &Link) -> LinkPlan {
+    let bare = Endpoint {
+        ipv4: None,
+        ipv6: None,
+        ..ep.clone()
+    };
+    link_plan(net, &bare, parent)
 }
 
 /// Which families of an attach were asked for a static address (`--ip`, `--ip6`).
@@ -75,15 +85,7 @@ impl<K: Kernel> Engine<K> {
             plumb(&mut self.kernel, ns, nl, net, &ep, parent)?;
             return Ok(ep);
         }
-        let bare = link_plan(
-            net,
-            &Endpoint {
-                ipv4: None,
-                ipv6: None,
-                ..ep.clone()
-            },
-            parent,
-        );
+        let bare = bare_link_plan(net, &ep, parent);
         let index = create_link(&mut self.kernel, ns, nl, &bare)?;
         set_link_up(nl, index, &bare)?;
         let lease = match net.uses_dhcp() {

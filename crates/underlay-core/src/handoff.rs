@@ -24,14 +24,14 @@ use std::path::{Path, PathBuf};
 
 use underlay_linux::{Kernel, Link, Route};
 
-use crate::build::Statics;
+use crate::build::{bare_link_plan, probes_addresses, Statics};
 use crate::crash::crash_point;
 use crate::identity::dhcp_identity;
 use crate::leases::{endpoint_key, LeaseReply};
 use crate::link::{create_link, set_link_up};
 use crate::names::random_hex;
 use crate::parents::host_link;
-use crate::plumbing::{delete_endpoint_link, lease4_routes, link_named, link_plan, UNKNOWN_NETNS};
+use crate::plumbing::{delete_endpoint_link, lease4_routes, link_named, UNKNOWN_NETNS};
 use crate::state::unix_now;
 use crate::{
     Connect, Driver, Endpoint, Engine, Error, Family, IfName, MacAddr, Network, Parent, Phase,
@@ -397,15 +397,7 @@ impl<K: Kernel> Engine<K> {
         statics: Statics,
         identity: &crate::build::DhcpIdentity,
     ) -> Result<Endpoint, Error> {
-        let mut plan = link_plan(
-            net,
-            &Endpoint {
-                ipv4: None,
-                ipv6: None,
-                ..ep.clone()
-            },
-            parent,
-        );
+        let mut plan = bare_link_plan(net, &ep, parent);
         // Made where the parent is; the runtime sets addresses, routes and IPv6 behaviour.
         plan.parent_in_container = true;
         plan.ipv6_mode = None;
@@ -420,8 +412,7 @@ impl<K: Kernel> Engine<K> {
             true => Some(self.acquire_lease(net, &ep, identity)?),
             false => None,
         };
-        let probing = net.spec.ipam.conflict_detection() && !net.spec.driver.routes_via_device();
-        let mut ep = match probing && (ep.ipv4.is_some() || ep.ipv6.is_some()) {
+        let mut ep = match probes_addresses(net) && (ep.ipv4.is_some() || ep.ipv6.is_some()) {
             true => {
                 let mut frames = self
                     .kernel
