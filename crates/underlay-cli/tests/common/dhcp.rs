@@ -258,13 +258,21 @@ impl DhcpLan {
             .append(true)
             .open(self.keeper_log())
             .unwrap();
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.host.name,
-                env!("CARGO_BIN_EXE_underlay"),
-            ])
+        let mut launcher = Command::new("ip");
+        launcher.args([
+            "netns",
+            "exec",
+            &self.host.name,
+            env!("CARGO_BIN_EXE_underlay"),
+        ]);
+        self.start_keeper_with(launcher, log);
+    }
+
+    /// Starts the lease keeper through `launcher` (a command that ends in the `underlay`
+    /// binary, run where the keeper must live), logging at debug level into `log`; returns
+    /// once it listens.
+    pub fn start_keeper_with(&mut self, mut launcher: Command, log: fs::File) {
+        let child = launcher
             .arg("--state-dir")
             .arg(self.state_dir())
             .arg("--dhcp-socket")

@@ -33,7 +33,7 @@ use std::{fs, thread};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use super::dhcp::{wait_for, DhcpLan};
+use super::dhcp::DhcpLan;
 use super::{require_root, run};
 
 /// The test image: Debian's static busybox with its applet links, imported, never pulled.
@@ -529,25 +529,8 @@ impl DockerLan {
     /// the container netns paths dockerd hands out (they are mounts in that mount namespace).
     pub fn start_keeper(&mut self) {
         let log = append_log(&self.lan.keeper_log(), "keeper (re)started");
-        let (state, socket) = (self.lan.state_dir(), self.lan.socket());
-        let child = self
-            .in_daemon_ns(&[env!("CARGO_BIN_EXE_underlay")])
-            .arg("--state-dir")
-            .arg(&state)
-            .arg("--dhcp-socket")
-            .arg(&socket)
-            .args(["--log-level", "debug", "dhcp-daemon"])
-            .env_remove("RUST_LOG")
-            .env_remove("UNDERLAY_CRASH_AT")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start the lease keeper");
-        self.lan.keeper = Some(child);
-        wait_for(Duration::from_secs(5), || {
-            UnixStream::connect(&socket).is_ok()
-        });
+        let launcher = self.in_daemon_ns(&[env!("CARGO_BIN_EXE_underlay")]);
+        self.lan.start_keeper_with(launcher, log);
     }
 
     /// The `underlay` CLI in the daemon's namespaces, with the plugin's state directory.
