@@ -288,5 +288,5 @@ fn the_daemon_refuses_bad_flags_and_a_second_keeper_on_the_same_state() {
     let out = second.output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("state"), "{err}");
+    assert!(err.contains("another lease keeper already runs"), "{err}");
 }

@@ -286,27 +286,22 @@ pub(crate) fn set_link_up<N: Netlink>(
 ) -> Result<(), Error> {
     let give_up = std::time::Instant::now() + MAC_RELEASE_WAIT;
     loop {
-        match nl.set_up(index) {
-            Ok(()) => return Ok(()),
-            Err(e)
-                if e.errno() == Some(nix::errno::Errno::EADDRINUSE as i32)
-                    && std::time::Instant::now() < give_up =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            Err(e) if e.errno() == Some(nix::errno::Errno::EADDRINUSE as i32) => {
-                return Err(Error::Conflict(format!(
-                    "cannot bring {} up in netns {}: another link on parent {} has its MAC address",
-                    plan.ifname, plan.netns, plan.parent_name
-                )))
-            }
-            Err(e) => {
-                return Err(Error::kernel(format!(
-                    "bringing {} up in netns {}",
-                    plan.ifname, plan.netns
-                ))(e))
-            }
+        let Err(e) = nl.set_up(index) else {
+            return Ok(());
+        };
+        if e.errno() != Some(nix::errno::Errno::EADDRINUSE as i32) {
+            return Err(Error::kernel(format!(
+                "bringing {} up in netns {}",
+                plan.ifname, plan.netns
+            ))(e));
         }
+        if std::time::Instant::now() >= give_up {
+            return Err(Error::Conflict(format!(
+                "cannot bring {} up in netns {}: another link on parent {} has its MAC address",
+                plan.ifname, plan.netns, plan.parent_name
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 
