@@ -200,8 +200,9 @@ fn bad_options_fail_network_create_clearly_and_create_nothing() {
     );
 }
 
-#[test]
-fn dhcp_networks_take_addresses_from_the_lans_server_and_give_them_back() {
+/// The LAN with dnsmasq serving .150-.199, the lease keeper, and the Docker network `dhcp`
+/// taking its addresses from them.
+fn lan_with_dhcp_network() -> DockerLan {
     let mut lan = lan();
     lan.lan.start_dnsmasq(&[
         "--dhcp-range=198.51.100.150,198.51.100.199,255.255.255.0,2m",
@@ -222,6 +223,12 @@ fn dhcp_networks_take_addresses_from_the_lans_server_and_give_them_back() {
         "parent=eth0",
         "dhcp",
     ]);
+    lan
+}
+
+#[test]
+fn dhcp_networks_take_addresses_from_the_lans_server_and_give_them_back() {
+    let lan = lan_with_dhcp_network();
     lan.run_sleeper("d1", &["--network", "dhcp"]);
     let got = address(&lan, "d1", "dhcp");
     let last: u8 = got
@@ -362,26 +369,7 @@ fn host_access_through_docker() {
 /// identity follows the MAC, which `--mac-address` keeps the same over restarts.
 #[test]
 fn a_dockerd_restart_keeps_a_dhcp_containers_address() {
-    let mut lan = lan();
-    lan.lan.start_dnsmasq(&[
-        "--dhcp-range=198.51.100.150,198.51.100.199,255.255.255.0,2m",
-        "--no-ping",
-        "--dhcp-option=option:router,198.51.100.1",
-    ]);
-    lan.start_keeper();
-    lan.ok(&[
-        "network",
-        "create",
-        "-d",
-        "underlay",
-        "--ipam-driver",
-        "underlay",
-        "--ipam-opt",
-        "dhcp=true",
-        "-o",
-        "parent=eth0",
-        "dhcp",
-    ]);
+    let mut lan = lan_with_dhcp_network();
     // Made through the engine API: a CLI newer than the engine refuses --mac-address with
     // --network ("requires API version 1.44"), and the container's own MacAddress is what
     // Docker 20.10 hands the plugin.
