@@ -6,7 +6,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::dhcp::wait_for;
 use common::docker::{DockerLan, GATEWAY, SUBNET};
 use serde_json::Value;
 
@@ -258,9 +257,16 @@ fn dhcp_networks_take_addresses_from_the_lans_server_and_give_them_back() {
     );
     lan.ok(&["rm", "-f", "d1"]);
     let released = format!("DHCPRELEASE(br0) {bare}");
-    wait_for(Duration::from_secs(5), || {
-        lan.lan.dnsmasq_log(0).contains(&released)
-    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !lan.lan.dnsmasq_log(0).contains(&released) {
+        assert!(
+            Instant::now() < deadline,
+            "no {released} within 5 s\nkeeper:\n{}\nplugin:\n{}",
+            lan.lan.keeper_log_tail(),
+            lan.plugin_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     lan.ok(&["network", "rm", "dhcp"]);
 }
 

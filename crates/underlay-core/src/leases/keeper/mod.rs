@@ -617,23 +617,11 @@ fn release_stored(stored: &StoredLease) {
     let Ok(mut link) = LeaseLink::of(&stored.request, None) else {
         return tracing::info!(%key, "lease forgotten without RELEASE: its link is gone");
     };
-    // A link a runtime moved back out of its container comes back down.
-    if let Err(e) = link.bring_up() {
-        tracing::warn!(%key, error = %e.message, "cannot bring the lease's link up for its RELEASE");
-    }
+    up_for_release(&mut link, key);
     if let Some(info) = &stored.lease.v4 {
         let config = config4(&stored.request, link.mac);
         let mut client = Client4::resume(config, seed(key), lease4(info), now());
-        if let Some(tx) = client.release(now()) {
-            let mut transport = Transport4::default();
-            let sent = match link.has_address(tx.src.into()) {
-                true => transport.send(&link, &tx),
-                false => transport.send_raw(&link, &tx),
-            };
-            if let Err(e) = sent {
-                tracing::warn!(%key, error = %e.message, "could not send a DHCPv4 RELEASE");
-            }
-        }
+        send_release4(&mut link, &mut client, &mut Transport4::default(), key);
     }
     if let Some(info) = &stored.lease.v6 {
         let mut client = Client6::resume(config6(&stored.request), seed(key), lease6(info), now());
@@ -641,6 +629,35 @@ fn release_stored(stored: &StoredLease) {
             Ok(mut transport) => give_back6(&mut client, &mut transport),
             Err(e) => tracing::warn!(%key, error = %e.message, "could not send a DHCPv6 RELEASE"),
         }
+    }
+}
+
+/// A link a runtime moved back out of its container (Docker does at Leave) comes back down:
+/// it goes up again so that the RELEASE can leave.
+pub(super) fn up_for_release(link: &mut LeaseLink, key: &str) {
+    if let Err(e) = link.bring_up() {
+        tracing::warn!(%key, error = %e.message, "cannot bring the lease's link up for its RELEASE");
+    }
+}
+
+/// The DHCPv4 RELEASE, best effort (a lost one only means the server keeps the address until
+/// the lease ends): through the IP stack when the link has the address, raw when it does not
+/// (an attach that died before configuring it: the kernel would send from 0.0.0.0).
+pub(super) fn send_release4(
+    link: &mut LeaseLink,
+    client: &mut Client4,
+    transport: &mut Transport4,
+    key: &str,
+) {
+    let Some(tx) = client.release(now()) else {
+        return;
+    };
+    let sent = match link.has_address(tx.src.into()) {
+        true => transport.send(link, &tx),
+        false => transport.send_raw(link, &tx),
+    };
+    if let Err(e) = sent {
+        tracing::warn!(%key, error = %e.message, "could not send a DHCPv4 RELEASE");
     }
 }
 

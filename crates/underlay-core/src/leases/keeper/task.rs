@@ -227,18 +227,10 @@ impl Task {
     /// RELEASE to the servers (best effort: a lost RELEASE only means the server keeps the
     /// address until the lease ends), then forget the lease.
     fn release(&mut self) -> KeeperResult<()> {
+        let key = &self.stored.request.key;
+        super::up_for_release(&mut self.link, key);
         if let Some((client, transport)) = self.v4.as_mut() {
-            if let Some(tx) = client.release(now()) {
-                // Through the IP stack when the link has the address, raw when it does not (an
-                // attach that died before configuring it: the kernel would send from 0.0.0.0).
-                let sent = match self.link.has_address(tx.src.into()) {
-                    true => transport.send(&self.link, &tx),
-                    false => transport.send_raw(&self.link, &tx),
-                };
-                if let Err(e) = sent {
-                    tracing::warn!(error = %e.message, "could not send a DHCPv4 RELEASE");
-                }
-            }
+            super::send_release4(&mut self.link, client, transport, key);
         }
         if let Some((client, transport)) = self.v6.as_mut() {
             if let Some(tx) = client.release(now()) {
