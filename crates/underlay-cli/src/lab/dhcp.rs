@@ -65,6 +65,8 @@ fn file(lab: &Lab, name: &str) -> String {
 fn start_servers(lab: &mut Lab) -> anyhow::Result<()> {
     let leases = format!("--dhcp-leasefile={}", file(lab, "dnsmasq.leases"));
     let log = format!("--log-facility={}", file(lab, "dnsmasq.log"));
+    // Not the default /run/dnsmasq.pid: that belongs to the machine's own dnsmasq, if any.
+    let pid = format!("--pid-file={}", file(lab, "dnsmasq.pid"));
     let args = [
         "netns",
         "exec",
@@ -85,6 +87,7 @@ fn start_servers(lab: &mut Lab) -> anyhow::Result<()> {
         "--dhcp-option=option:router,198.51.100.1",
         &leases,
         &log,
+        &pid,
     ];
     let dnsmasq = std::process::Command::new("ip")
         .args(args)

@@ -93,6 +93,9 @@ impl Lan {
 
     pub fn start_dnsmasq(&mut self, extra: &[&str]) {
         let log = self.dir.path().join("dnsmasq.log");
+        // Errors before the log file is open (a bad flag, a file it cannot write) go to stderr.
+        let stderr_path = self.dir.path().join("dnsmasq.stderr");
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
         let child = Command::new("ip")
             .args([
                 "netns",
@@ -107,10 +110,16 @@ impl Lan {
             .args(["--dhcp-option=option:dns-server,198.51.100.53"])
             .arg(format!("--dhcp-leasefile={}", self.leases_file().display()))
             .arg(format!("--log-facility={}", log.display()))
+            // A pid file of its own: with the default (/run/dnsmasq.pid) two servers starting
+            // at once race on its unlink + O_EXCL create, and the loser exits 3.
+            .arg(format!(
+                "--pid-file={}",
+                self.dir.path().join("dnsmasq.pid").display()
+            ))
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("start dnsmasq");
         self.dnsmasq = Some(child);
@@ -123,7 +132,8 @@ impl Lan {
             let exited = self.dnsmasq.as_mut().unwrap().try_wait().unwrap();
             assert!(
                 exited.is_none() && started.elapsed() < Duration::from_secs(10),
-                "dnsmasq did not start ({exited:?}):\n{text}"
+                "dnsmasq did not start ({exited:?}):\n{text}{}",
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
