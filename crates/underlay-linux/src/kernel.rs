@@ -97,4 +97,8 @@ impl Kernel for LinuxKernel {
     fn netns_id(&mut self, ns: &Netns) -> Result<(u64, u64), Error> {
         ns.id()
     }
+
+    fn watch_netns(&mut self, ns: &Netns) -> Result<(), Error> {
+        self.host.ensure_netns_id(ns)
+    }
 }

@@ -110,4 +110,6 @@ pub trait Kernel {
     fn frame_socket_in(&mut self, ns: &Self::Ns, ifindex: u32) -> Result<Self::Frames, Error>;
     /// Identity of the namespace (`st_dev`, `st_ino` of its nsfs inode).
     fn netns_id(&mut self, ns: &Self::Ns) -> Result<(u64, u64), Error>;
+    /// Makes sure the host hears of `ns`'s death (see [`RtNetlink::ensure_netns_id`]).
+    fn watch_netns(&mut self, ns: &Self::Ns) -> Result<(), Error>;
 }

@@ -1,5 +1,6 @@
-//! Link events: a netlink socket subscribed to `RTNLGRP_LINK`, for the supervisor that watches
-//! parents go down, disappear and come back.
+//! Link events: a netlink socket subscribed to `RTNLGRP_LINK` and `RTNLGRP_NSID`, for the
+//! supervisor that watches parents go down, disappear and come back, and containers' network
+//! namespaces go away.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
@@ -15,6 +16,8 @@ use crate::{Error, Link, Netns};
 
 /// `RTMGRP_LINK`: the multicast group of link announcements (RTM_NEWLINK/DELLINK).
 const RTMGRP_LINK: u32 = 1;
+/// `RTNLGRP_NSID` (28) as a bind mask: announcements of namespace ids (RTM_NEWNSID/DELNSID).
+const RTMGRP_NSID: u32 = 1 << (28 - 1);
 const RECV_BUF_LEN: usize = 256 * 1024;
 
 /// What happened to a link.
@@ -24,6 +27,11 @@ pub enum LinkEvent {
     Changed(Link),
     /// Deleted.
     Removed(Link),
+    /// A network namespace that had an id here died. The kernel gives a namespace an id in
+    /// ours when a link is moved between them (as every endpoint's link is), and announces its
+    /// removal (RTM_DELNSID) from the dying namespace's cleanup: its links are gone by then, and
+    /// the removal of a link in another namespace is never announced here.
+    NetnsGone,
     /// The kernel dropped announcements (the socket's buffer overflowed, `ENOBUFS`): whoever
     /// keeps a picture of the links must read them all again.
     Lost,
@@ -44,7 +52,7 @@ impl LinkMonitor {
         };
         let mut socket = Socket::new(NETLINK_ROUTE).map_err(fail)?;
         socket
-            .bind(&SocketAddr::new(0, RTMGRP_LINK))
+            .bind(&SocketAddr::new(0, RTMGRP_LINK | RTMGRP_NSID))
             .map_err(fail)?;
         socket.set_non_blocking(true).map_err(fail)?;
         Ok(LinkMonitor {
@@ -136,6 +144,7 @@ fn link_event(message: NetlinkMessage<RouteNetlinkMessage>) -> Option<LinkEvent>
         NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)) => {
             link_from_message(link).map(LinkEvent::Removed)
         }
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelNsId(_)) => Some(LinkEvent::NetnsGone),
         _ => None,
     }
 }

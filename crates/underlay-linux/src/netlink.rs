@@ -18,6 +18,7 @@ use netlink_packet_route::link::{
     InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVlan, IpVlanFlags, IpVlanMode, LinkAttribute,
     LinkExtentMask, LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
 };
+use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
@@ -137,6 +138,26 @@ impl RtNetlink {
             .attributes
             .push(LinkAttribute::NetNsFd(ns.as_fd().as_raw_fd()));
         self.create_link(&op, message)
+    }
+
+    /// Gives `ns` an id in this socket's namespace (`RTM_NEWNSID`, as `ip netns set NAME auto`)
+    /// unless it has one. With an id, its death is announced here (`RTM_DELNSID`, see
+    /// [`crate::LinkEvent::NetnsGone`]). The kernel makes such an id by itself only when a link
+    /// moves out of this namespace, not for one created straight inside the other.
+    pub fn ensure_netns_id(&mut self, ns: &Netns) -> Result<(), Error> {
+        let mut message = NsidMessage::default();
+        message.attributes.extend([
+            NsidAttribute::Fd(ns.as_fd().as_raw_fd() as u32),
+            NsidAttribute::Id(-1), // any free id
+        ]);
+        match self.request(
+            "give a netns an id",
+            RouteNetlinkMessage::NewNsId(message),
+            0,
+        ) {
+            Err(e) if e.errno() == Some(nix::libc::EEXIST) => Ok(()), // it has one
+            other => other,
+        }
     }
 
     /// `RTM_NEWLINK` with `NLM_F_CREATE | NLM_F_EXCL`: an existing name is `EEXIST`.

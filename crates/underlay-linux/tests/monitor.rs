@@ -59,3 +59,20 @@ fn events_of_other_namespaces_are_not_seen() {
     let seen = monitor.next(Duration::from_millis(300)).unwrap();
     assert!(seen.is_empty(), "{seen:?}");
 }
+
+#[test]
+fn the_death_of_a_namespace_a_link_was_moved_to_is_announced() {
+    let ns = TestNetns::new();
+    let container = TestNetns::new();
+    let mut monitor = LinkMonitor::open_in(&ns.open()).expect("subscribe");
+    ns.veth("na", "nb");
+    // Moving a link gives the target namespace an id in ours, as an endpoint's link does.
+    ns.ip(&["link", "set", "nb", "netns", &container.name]);
+    let quiet = monitor.next(Duration::from_millis(100)).unwrap();
+    assert!(
+        !quiet.contains(&LinkEvent::NetnsGone),
+        "no namespace died yet: {quiet:?}"
+    );
+    drop(container); // ip netns del: the kernel tears it down asynchronously
+    wait_for(&mut monitor, |e| *e == LinkEvent::NetnsGone);
+}
