@@ -96,7 +96,7 @@ Examples:
   underlay events")]
     Daemon {
         /// Seconds between looks at every endpoint (dead netns, missing links); a parent that
-        /// comes back triggers one at once.
+        /// comes back, or the death of a netns holding an endpoint's link, triggers one at once.
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
         settle_every: u64,
     },

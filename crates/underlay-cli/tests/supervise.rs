@@ -115,15 +115,21 @@ fn a_parent_deleted_and_made_again_gets_every_endpoint_back_as_it_was() {
 
 #[test]
 fn a_vanished_netns_releases_its_addresses() {
-    let mut lan = TestLan::new(2);
+    let mut lan = TestLan::new(3);
     lan.create_default();
     lan.ok(&["connect", "lan", lan.c(0)]);
     lan.ok(&["connect", "lan", lan.c(1)]);
-    let daemon = Daemon::start(&lan);
-    let gone = lan.containers.remove(1);
-    let name = gone.name.clone();
-    drop(gone); // ip netns del
-    daemon.expect("endpoint_released", Some(&name));
+    // No periodic look within the test: the namespace's death itself must set off the
+    // release, for an endpoint from before the daemon started and for one made after.
+    let daemon = Daemon::start_with(&lan, 3600);
+    lan.ok(&["connect", "lan", lan.c(2)]);
+    // The one made after first: a release sets off a look that would watch it too.
+    for i in [2, 1] {
+        let gone = lan.containers.remove(i);
+        let name = gone.name.clone();
+        drop(gone); // ip netns del
+        daemon.expect("endpoint_released", Some(&name));
+    }
     let endpoints = lan.inspect("lan")["Endpoints"].as_object().unwrap().len();
     assert_eq!(endpoints, 1);
     lan.assert_consistent();

@@ -10,7 +10,7 @@ use anyhow::Context;
 use underlay_core::events::EventBus;
 use underlay_core::leases::Keeper;
 use underlay_core::{Engine, ParentsSeen};
-use underlay_linux::{bind_private_socket, systemd_listener, LinkMonitor, LinuxKernel};
+use underlay_linux::{bind_private_socket, systemd_listener, LinkEvent, LinkMonitor, LinuxKernel};
 
 use super::{open_state, Ctx};
 
@@ -32,14 +32,17 @@ pub fn daemon(ctx: &Ctx, settle_every: Duration) -> anyhow::Result<ExitCode> {
     let mut settled = Some(Instant::now());
     serve_in_background(keeper, listener)?;
     tracing::info!("supervisor ready");
+    let mut netns_died = false;
     loop {
-        let settle = settled.is_none_or(|at| at.elapsed() >= settle_every);
+        let settle = netns_died || settled.is_none_or(|at| at.elapsed() >= settle_every);
         match engine.supervise(&mut seen, &bus, settle) {
             Ok(_) if settle => settled = Some(Instant::now()),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "supervision pass failed"),
         }
-        monitor.next(LOOK_EVERY).context("reading link events")?;
+        let events = monitor.next(LOOK_EVERY).context("reading link events")?;
+        // A container's netns died: its endpoints are released now, not at the next settle.
+        netns_died = events.contains(&LinkEvent::NetnsGone);
     }
 }
 

@@ -18,14 +18,19 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// With a look at every endpoint each second.
     pub fn start(lan: &TestLan) -> Daemon {
+        Daemon::start_with(lan, 1)
+    }
+
+    pub fn start_with(lan: &TestLan, settle_every_s: u32) -> Daemon {
         let socket = lan.state.path().join("daemon.sock");
         let mut daemon = lan.cmd(&[
             "--dhcp-socket",
             socket.to_str().unwrap(),
             "daemon",
             "--settle-every",
-            "1",
+            &settle_every_s.to_string(),
         ]);
         let log = std::fs::File::create(lan.state.path().join("daemon.log")).unwrap();
         let daemon = daemon

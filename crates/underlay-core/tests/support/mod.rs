@@ -491,6 +491,10 @@ impl Kernel for FakeKernel {
     fn netns_id(&mut self, ns: &String) -> Result<(u64, u64), Error> {
         Ok(self.world.borrow().namespaces[ns].id)
     }
+
+    fn watch_netns(&mut self, _ns: &String) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 impl FakeKernel {
