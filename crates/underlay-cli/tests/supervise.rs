@@ -123,6 +123,18 @@ fn a_vanished_netns_releases_its_addresses() {
     // release, for an endpoint from before the daemon started and for one made after.
     let daemon = Daemon::start_with(&lan, 3600);
     lan.ok(&["connect", "lan", lan.c(2)]);
+    // The daemon gives each endpoint's netns an id in the host, which is what makes the kernel
+    // announce its death; a new endpoint gets one at the daemon's next look (within 5 s).
+    let start = std::time::Instant::now();
+    while !netns_ids(&lan).contains(lan.c(2)) {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "the daemon did not watch {}'s netns: {}",
+            lan.c(2),
+            netns_ids(&lan)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     // The one made after first: a release sets off a look that would watch it too.
     for i in [2, 1] {
         let gone = lan.containers.remove(i);
@@ -133,6 +145,12 @@ fn a_vanished_netns_releases_its_addresses() {
     let endpoints = lan.inspect("lan")["Endpoints"].as_object().unwrap().len();
     assert_eq!(endpoints, 1);
     lan.assert_consistent();
+}
+
+/// `ip netns list-id` in the docker host: the namespaces with an id there, by name.
+fn netns_ids(lan: &TestLan) -> String {
+    let out = ip(&["-n", lan.host.name.as_str(), "netns", "list-id"]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]

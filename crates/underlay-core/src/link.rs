@@ -192,13 +192,7 @@ fn create_in_netns<K: Kernel>(
             ));
         }
         Error::kernel(format!("creating {} {} on parent {}", plan.kind.name(), plan.tmp_ifname, plan.parent_name))(e)
-    })?;
-    // From now on the host hears when this netns dies, and `underlay daemon` releases the
-    // endpoint then instead of at its next periodic look.
-    if let Err(e) = kernel.watch_netns(ns) {
-        tracing::debug!(error = %e, "cannot watch the container's netns");
-    }
-    Ok(())
+    })
 }
 
 fn link_sysctls(plan: &LinkPlan) -> Vec<(String, String)> {

@@ -188,23 +188,13 @@ fn delete_handed_off<N: Netlink>(nl: &mut N, ep: &Endpoint) -> Result<LinkState,
     Ok(state)
 }
 
-/// Whether the endpoint's link still exists (under any name). A netns that is there is also
-/// watched from now on: its death is announced to the host, and so to `underlay daemon`.
+/// Whether the endpoint's link still exists (under any name).
 pub(crate) fn endpoint_link_state<K: Kernel>(
     kernel: &mut K,
     ep: &Endpoint,
 ) -> Result<LinkState, Error> {
-    let state = match open_endpoint_netns(kernel, ep)? {
-        Some(ns) => {
-            if let Err(e) = kernel.watch_netns(&ns) {
-                tracing::debug!(netns = %ep.netns, error = %e, "cannot watch the netns; the periodic look will notice its death");
-            }
-            let mut nl = kernel.netlink_in(&ns).map_err(Error::kernel(format!(
-                "opening netlink in netns {}",
-                ep.netns
-            )))?;
-            link_state_in(&mut nl, ep)?
-        }
+    let state = match endpoint_netlink(kernel, ep)? {
+        Some(mut nl) => link_state_in(&mut nl, ep)?,
         None => LinkState::NetnsGone,
     };
     // A handed-off link is in the host netns until the runtime moved it (and after it moved
@@ -248,7 +238,10 @@ fn endpoint_netlink<K: Kernel>(kernel: &mut K, ep: &Endpoint) -> Result<Option<K
 }
 
 /// The endpoint's netns, if the same one is still at its path.
-fn open_endpoint_netns<K: Kernel>(kernel: &mut K, ep: &Endpoint) -> Result<Option<K::Ns>, Error> {
+pub(crate) fn open_endpoint_netns<K: Kernel>(
+    kernel: &mut K,
+    ep: &Endpoint,
+) -> Result<Option<K::Ns>, Error> {
     let path = Path::new(&ep.netns);
     let ns = match kernel.open_netns(path) {
         Ok(Some(ns)) => ns,
