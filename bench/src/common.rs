@@ -1,6 +1,6 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
@@ -60,6 +60,34 @@ impl Sample {
     pub fn tail_median(&self) -> f64 {
         Self::median_of(&self.ms[self.ms.len().saturating_sub(TAIL)..])
     }
+}
+
+/// A bench's exit: its error, if any, as one line on stderr prefixed with the bench's name.
+pub fn exit_code(bench: &str, result: Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{bench}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A comma-separated list of counts given to `flag` (`--sizes 100,500`).
+pub fn parse_counts(flag: &str, value: &str) -> Result<Vec<usize>> {
+    value
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse::<usize>()
+                .with_context(|| format!("bad count {s:?} in {flag}"))
+        })
+        .collect()
+}
+
+/// `ip ARGS`, timed (see [`timed`]).
+pub fn ip(args: &[&str]) -> Result<Duration> {
+    timed(Command::new("ip").args(args))
 }
 
 /// Runs a command to completion (stdout discarded) and returns how long spawn → wait took.

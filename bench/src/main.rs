@@ -23,7 +23,9 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context, Result};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::resource::{getrusage, UsageWho};
-use underlay_bench::common::{ip_batch, timed, Cleanup, CleanupGuard, Sample, NETNS_DIR};
+use underlay_bench::common::{
+    exit_code, ip, ip_batch, parse_counts, timed, Cleanup, CleanupGuard, Sample, NETNS_DIR,
+};
 
 const PREFIX: &str = "ul-bench-";
 const HOST_NS: &str = "ul-bench-host";
@@ -53,13 +55,7 @@ fn main() -> ExitCode {
         Some(CLEANUP_ONLY) => CLEANUP.remove_leftovers(),
         _ => parse_args(&args).and_then(|opts| run(&opts)),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("underlay-bench: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_code("underlay-bench", result)
 }
 
 struct Opts {
@@ -78,16 +74,7 @@ fn parse_args(args: &[String]) -> Result<Opts> {
         match arg.as_str() {
             "--underlay" => underlay = Some(PathBuf::from(it.next().context("--underlay PATH")?)),
             "--sizes" => {
-                sizes = it
-                    .next()
-                    .context("--sizes N,N,...")?
-                    .split(',')
-                    .map(|s| {
-                        s.trim()
-                            .parse::<usize>()
-                            .with_context(|| format!("bad size {s:?}"))
-                    })
-                    .collect::<Result<_>>()?;
+                sizes = parse_counts("--sizes", it.next().context("--sizes N,N,...")?)?;
             }
             "--raw" => raw = Some(PathBuf::from(it.next().context("--raw FILE.csv")?)),
             "-h" | "--help" => {
@@ -113,10 +100,6 @@ fn parse_args(args: &[String]) -> Result<Opts> {
         sizes,
         raw,
     })
-}
-
-fn ip(args: &[&str]) -> Result<Duration> {
-    timed(Command::new("ip").args(args))
 }
 
 struct Underlay<'a> {

@@ -34,7 +34,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use nix::sched::{setns, CloneFlags};
 use serde_json::{json, Value};
-use underlay_bench::common::{ip_batch, timed, Cleanup, CleanupGuard, Sample, NETNS_DIR, TAIL};
+use underlay_bench::common::{
+    exit_code, ip_batch, parse_counts, timed, Cleanup, CleanupGuard, Sample, NETNS_DIR, TAIL,
+};
 
 const PREFIX: &str = "ulcni-bench-";
 const HOST_NS: &str = "ulcni-bench-host";
@@ -76,13 +78,7 @@ fn main() -> ExitCode {
         Some(CLEANUP_ONLY) => CLEANUP.remove_leftovers(),
         _ => parse_args(&args).and_then(|opts| run(&opts)),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("underlay-cni-bench: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_code("underlay-cni-bench", result)
 }
 
 struct Opts {
@@ -113,14 +109,7 @@ fn parse_args(args: &[String]) -> Result<Opts> {
             "--reference" => reference = PathBuf::from(value()?),
             "--reference-label" => reference_label = value()?.clone(),
             "--sizes" => {
-                sizes = value()?
-                    .split(',')
-                    .map(|s| {
-                        s.trim()
-                            .parse::<usize>()
-                            .with_context(|| format!("bad size {s:?}"))
-                    })
-                    .collect::<Result<_>>()?;
+                sizes = parse_counts("--sizes", value()?)?;
             }
             "--throughput-ops" => {
                 let v = value()?;

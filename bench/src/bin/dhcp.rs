@@ -47,7 +47,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::socket::{socket, AddressFamily, SockFlag, SockProtocol, SockType};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
-use underlay_bench::common::{timed, Cleanup, Sample, NETNS_DIR};
+use underlay_bench::common::{exit_code, timed, Cleanup, Sample, NETNS_DIR};
 
 const PREFIX: &str = "uldhcp-bench-";
 const SRV_NS: &str = "uldhcp-bench-srv";
@@ -98,13 +98,7 @@ fn main() -> ExitCode {
         Some(CLEANUP_ONLY) => remove_leftovers(),
         _ => parse_args(&args).and_then(|opts| run(&opts)),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("underlay-dhcp-bench: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_code("underlay-dhcp-bench", result)
 }
 
 struct Opts {

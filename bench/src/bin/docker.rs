@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use underlay_bench::common::{ip_batch, Cleanup, Sample};
+use underlay_bench::common::{exit_code, ip_batch, Cleanup, Sample};
 
 const PREFIX: &str = "uldock-bench-";
 const SWITCH_NS: &str = "uldock-bench-switch";
@@ -89,13 +89,7 @@ fn main() -> ExitCode {
         Some(CLEANUP_ONLY) => remove_leftovers(),
         _ => parse_args(&args).and_then(|opts| run(&opts)),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("underlay-docker-bench: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_code("underlay-docker-bench", result)
 }
 
 struct Opts {

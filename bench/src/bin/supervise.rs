@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use nix::sched::{setns, CloneFlags};
 use serde_json::Value;
-use underlay_bench::common::{ip_batch, timed, Cleanup, CleanupGuard, Sample, NETNS_DIR};
+use underlay_bench::common::{
+    exit_code, ip, ip_batch, parse_counts, timed, Cleanup, CleanupGuard, Sample, NETNS_DIR,
+};
 
 const PREFIX: &str = "ul-sup-";
 const HOST_NS: &str = "ul-sup-host";
@@ -54,13 +56,7 @@ fn main() -> ExitCode {
         Some("--cleanup-only") => CLEANUP.remove_leftovers(),
         _ => parse_args(&args).and_then(|opts| run(&opts)),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("underlay-supervise-bench: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_code("underlay-supervise-bench", result)
 }
 
 struct Opts {
@@ -81,12 +77,7 @@ fn parse_args(args: &[String]) -> Result<Opts> {
         };
         match arg.as_str() {
             "--underlay" => underlay = Some(PathBuf::from(value()?)),
-            "--endpoints" => {
-                endpoints = value()?
-                    .split(',')
-                    .map(|s| s.trim().parse().with_context(|| format!("bad count {s:?}")))
-                    .collect::<Result<_>>()?
-            }
+            "--endpoints" => endpoints = parse_counts("--endpoints", value()?)?,
             "--rounds" => {
                 let v = value()?;
                 rounds = v
@@ -147,10 +138,6 @@ fn make_parent() -> Result<()> {
         Some(LAN_NS),
         "addr add 198.51.100.1/24 dev wire0\nlink set wire0 up\n",
     )
-}
-
-fn ip(args: &[&str]) -> Result<Duration> {
-    timed(Command::new("ip").args(args))
 }
 
 /// `underlay daemon` on one state dir and a subscription to its events, each stamped with the
