@@ -27,10 +27,10 @@ pub enum LinkEvent {
     Changed(Link),
     /// Deleted.
     Removed(Link),
-    /// A network namespace that had an id here died. The kernel gives a namespace an id in
-    /// ours when a link is moved between them (as every endpoint's link is), and announces its
-    /// removal (RTM_DELNSID) from the dying namespace's cleanup: its links are gone by then, and
-    /// the removal of a link in another namespace is never announced here.
+    /// A network namespace that had an id here died (see [`crate::RtNetlink::ensure_netns_id`]
+    /// for how it gets one). The kernel announces the id's removal (RTM_DELNSID) from the dying
+    /// namespace's cleanup: its links are gone by then, and the removal of a link in another
+    /// namespace is never announced here.
     NetnsGone,
     /// The kernel dropped announcements (the socket's buffer overflowed, `ENOBUFS`): whoever
     /// keeps a picture of the links must read them all again.
